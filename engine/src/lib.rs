@@ -1,0 +1,17 @@
+//! ettin's reranking engine: model files, tokenization, batching, ONNX Runtime session and the
+//! scoring head. It knows nothing about Postgres; the extension converts types and errors.
+
+pub mod batch;
+pub mod error;
+pub mod files;
+pub mod head;
+pub mod model;
+pub mod registry;
+pub mod runtime;
+pub mod signals;
+pub mod tokenize;
+
+pub use batch::BatchLimits;
+pub use error::{EngineError, ErrorKind, Result};
+pub use files::{resolve_model_dir, Layout};
+pub use model::{ActivationChoice, LoadOptions, Model, ScoreOptions};

@@ -1,0 +1,260 @@
+//! A loaded reranker: its files, tokenizer and ONNX Runtime session, and the scoring pipeline
+//! encode → plan batches → (pad → run → head/logit) per batch → activation → input order.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::Instant;
+
+use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
+use ort::value::{Tensor, ValueType};
+use parking_lot::Mutex;
+
+use crate::batch::{plan_batches, BatchLimits};
+use crate::error::{EngineError, Result};
+use crate::files::{read_model_files, Layout, ModelFiles};
+use crate::head::Activation;
+use crate::runtime::Runtime;
+use crate::tokenize::{EncodedPair, PairTokenizer};
+
+/// How scores are post-processed (the `ettin.activation` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivationChoice {
+    /// What the model's sentence-transformers config says (CrossEncoder.predict's default).
+    Model,
+    /// The raw logit.
+    Raw,
+    Sigmoid,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per physical core).
+    pub intra_threads: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreOptions {
+    /// Tokens per pair including special tokens; capped by the model's position limit.
+    pub max_length: usize,
+    pub limits: BatchLimits,
+    pub activation: ActivationChoice,
+}
+
+pub struct Model {
+    pub files: ModelFiles,
+    pub load_ms: f32,
+    tokenizer: PairTokenizer,
+    session: Mutex<Session>,
+    feeds_attention_mask: bool,
+    feeds_token_type_ids: bool,
+    output_name: String,
+}
+
+/// Backbone outputs ettin accepts for the modular layout, and the logits output of classic models.
+const HIDDEN_OUTPUTS: [&str; 2] = ["last_hidden_state", "token_embeddings"];
+const LOGITS_OUTPUT: &str = "logits";
+
+impl Model {
+    /// Read, validate and load the model in `dir`: every file is checked here, so a bad model
+    /// fails at load with one message rather than in the middle of a batch.
+    pub fn load(runtime: &Runtime, dir: &Path, options: LoadOptions) -> Result<Model> {
+        let started = Instant::now();
+        let files = read_model_files(dir)?;
+        let tokenizer =
+            PairTokenizer::load(&files.tokenizer, files.pad_token.as_deref(), files.pad_token_id, files.lowercase)?;
+        let onnx_error = |what: &str, detail: &dyn std::fmt::Display| {
+            EngineError::external(format!("could not load ONNX model \"{}\": {what}", files.onnx.display()))
+                .with_detail(detail)
+                .with_hint("check that the file is a complete ONNX export; re-export it with tools/export_model.py")
+        };
+        let session = crate::signals::with_signals_blocked(|| -> Result<Session> {
+            Session::builder(&runtime.environment)
+                .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
+                .and_then(|b| b.with_intra_threads(options.intra_threads).map_err(Into::into))
+                // A database server shares its cores: idle ORT threads must sleep, not spin.
+                .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
+                .map_err(|e| onnx_error("session options were refused", &e))?
+                .commit_from_file(&files.onnx)
+                .map_err(|e| onnx_error("ONNX Runtime rejected it", &e))
+        })?;
+
+        let input_names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        for input in session.inputs() {
+            if !matches!(input.name(), "input_ids" | "attention_mask" | "token_type_ids") {
+                return Err(onnx_error(
+                    &format!("it declares the input \"{}\", which ettin cannot feed", input.name()),
+                    &format!("inputs: {input_names:?}"),
+                ));
+            }
+            if !matches!(input.dtype(), ValueType::Tensor { ty: ort::value::TensorElementType::Int64, .. }) {
+                return Err(onnx_error(
+                    &format!("input \"{}\" is not int64", input.name()),
+                    &format!("{:?}", input.dtype()),
+                ));
+            }
+        }
+        if !input_names.contains(&"input_ids") {
+            return Err(onnx_error("it has no input_ids input", &format!("inputs: {input_names:?}")));
+        }
+        let output_names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        let wanted: &[&str] = match files.layout {
+            Layout::Modular => &HIDDEN_OUTPUTS,
+            Layout::Classic => &[LOGITS_OUTPUT],
+        };
+        let output = session.outputs().iter().find(|o| wanted.contains(&o.name())).ok_or_else(|| {
+            onnx_error(
+                &format!("a {} model needs an output named {}", files.layout.as_str(), wanted.join(" or ")),
+                &format!("outputs: {output_names:?}"),
+            )
+        })?;
+        check_output_shape(&files, output.dtype()).map_err(|what| onnx_error(&what, &format!("{:?}", output.dtype())))?;
+        let output_name = output.name().to_owned();
+        let feeds_attention_mask = input_names.contains(&"attention_mask");
+        let feeds_token_type_ids = input_names.contains(&"token_type_ids");
+        Ok(Model {
+            files,
+            tokenizer,
+            feeds_attention_mask,
+            feeds_token_type_ids,
+            output_name,
+            session: Mutex::new(session),
+            load_ms: started.elapsed().as_secs_f32() * 1000.0,
+        })
+    }
+
+    /// The tokens per pair actually used for a requested max_length.
+    pub fn effective_max_length(&self, requested: usize) -> usize {
+        match self.files.max_positions {
+            Some(limit) => requested.min(limit),
+            None => requested,
+        }
+    }
+
+    /// Score (query, document) pairs, returning one score per pair in input order.
+    /// `between_batches` runs before each ONNX Runtime call (the SQL layer checks for cancel there).
+    pub fn score(
+        &self,
+        pairs: &[(&str, &str)],
+        options: &ScoreOptions,
+        between_batches: &mut dyn FnMut(),
+    ) -> Result<Vec<f32>> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let max_length = self.effective_max_length(options.max_length);
+        let encoded = self.tokenizer.encode_pairs(pairs, max_length)?;
+        let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
+        let mut scores = vec![0f32; pairs.len()];
+        for batch in plan_batches(&lengths, options.limits) {
+            between_batches();
+            let logits = self.run_batch(&batch.iter().map(|i| &encoded[*i]).collect::<Vec<_>>())?;
+            for (i, logit) in batch.iter().zip(logits) {
+                scores[*i] = logit;
+            }
+        }
+        let activation = match options.activation {
+            ActivationChoice::Model => self.files.activation,
+            ActivationChoice::Raw => Activation::Identity,
+            ActivationChoice::Sigmoid => Activation::Sigmoid,
+        };
+        scores.iter_mut().for_each(|s| *s = activation.apply(*s));
+        Ok(scores)
+    }
+
+    /// Pad one batch to its longest pair, run the graph and turn each row into a logit.
+    fn run_batch(&self, batch: &[&EncodedPair]) -> Result<Vec<f32>> {
+        let rows = batch.len();
+        let seq = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        let pad_id = self.tokenizer.pad_id();
+        let mut ids = Vec::with_capacity(rows * seq);
+        let mut mask = Vec::with_capacity(rows * seq);
+        let mut type_ids = Vec::with_capacity(if self.feeds_token_type_ids { rows * seq } else { 0 });
+        for e in batch {
+            let pad = seq - e.ids.len();
+            ids.extend_from_slice(&e.ids);
+            ids.extend(std::iter::repeat_n(pad_id, pad));
+            mask.extend(std::iter::repeat_n(1i64, e.ids.len()));
+            mask.extend(std::iter::repeat_n(0i64, pad));
+            if self.feeds_token_type_ids {
+                type_ids.extend_from_slice(&e.type_ids);
+                type_ids.extend(std::iter::repeat_n(0i64, pad));
+            }
+        }
+        let run_error = |e: ort::Error| {
+            EngineError::external(format!("ONNX Runtime failed to run \"{}\"", self.files.onnx.display())).with_detail(e)
+        };
+        let shape = [rows, seq];
+        let mut inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)> =
+            vec![("input_ids".into(), Tensor::from_array((shape, ids)).map_err(run_error)?.into())];
+        // The head needs the mask (mean pooling) even when the graph does not take it.
+        if self.feeds_attention_mask {
+            inputs.push(("attention_mask".into(), Tensor::from_array((shape, mask.clone())).map_err(run_error)?.into()));
+        }
+        if self.feeds_token_type_ids {
+            inputs.push(("token_type_ids".into(), Tensor::from_array((shape, type_ids)).map_err(run_error)?.into()));
+        }
+        let mut session = self.session.lock();
+        let outputs = session.run(inputs).map_err(run_error)?;
+        let (out_shape, data) = outputs[self.output_name.as_str()].try_extract_tensor::<f32>().map_err(run_error)?;
+        match &self.files.head {
+            Some(head) => {
+                let hidden = head.hidden_size;
+                if out_shape.len() != 3 || out_shape[0] as usize != rows || out_shape[1] as usize != seq || out_shape[2] as usize != hidden {
+                    return Err(EngineError::external(format!(
+                        "\"{}\" returned shape {:?}, expected [{rows}, {seq}, {hidden}]",
+                        self.files.onnx.display(),
+                        &out_shape[..]
+                    )));
+                }
+                let mut pooled = Vec::with_capacity(hidden);
+                Ok((0..rows)
+                    .map(|r| {
+                        let states = &data[r * seq * hidden..(r + 1) * seq * hidden];
+                        head.pool(states, &mask[r * seq..(r + 1) * seq], &mut pooled);
+                        head.forward(&pooled)
+                    })
+                    .collect())
+            }
+            None => {
+                if out_shape.len() != 2 || out_shape[0] as usize != rows || out_shape[1] != 1 {
+                    return Err(EngineError::external(format!(
+                        "\"{}\" returned logits of shape {:?}, expected [{rows}, 1]",
+                        self.files.onnx.display(),
+                        &out_shape[..]
+                    )));
+                }
+                Ok(data[..rows].to_vec())
+            }
+        }
+    }
+}
+
+/// Check the declared output against the layout: [batch, seq, hidden] floats for a backbone
+/// (hidden matching the head when the graph fixes it), [batch, 1] floats for logits.
+fn check_output_shape(files: &ModelFiles, dtype: &ValueType) -> std::result::Result<(), String> {
+    let ValueType::Tensor { ty, shape, .. } = dtype else {
+        return Err("its output is not a tensor".into());
+    };
+    if *ty != ort::value::TensorElementType::Float32 {
+        return Err(format!("its output is {ty:?}, ettin reads float32"));
+    }
+    match &files.head {
+        Some(head) => {
+            if shape.len() != 3 {
+                return Err(format!("its output has rank {}, a backbone's last_hidden_state has rank 3", shape.len()));
+            }
+            if shape[2] > 0 && shape[2] as usize != head.hidden_size {
+                return Err(format!(
+                    "its hidden size is {} but the head expects {}",
+                    shape[2], head.hidden_size
+                ));
+            }
+        }
+        None => {
+            if shape.len() != 2 || (shape[1] > 0 && shape[1] != 1) {
+                return Err(format!("its logits have shape {:?}; ettin needs one logit per pair", &shape[..]));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The SQL functions. Each reads the settings it needs, calls the engine and converts the result.
+
+use std::ffi::CStr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ettin_engine::registry;
+use ettin_engine::runtime::{self, Runtime, DEFAULT_LIBRARY_NAME};
+use ettin_engine::{resolve_model_dir, ActivationChoice, BatchLimits, LoadOptions, Model, ScoreOptions};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use crate::error::OrRaise;
+use crate::guc;
+
+/// `$libdir` of this server, where `make install` puts the ONNX Runtime library.
+fn pkglib_dir() -> PathBuf {
+    // SAFETY: pkglib_path is a NUL-terminated path Postgres fills at startup and never changes.
+    let raw = unsafe { CStr::from_ptr((&raw const pg_sys::pkglib_path).cast()) };
+    PathBuf::from(raw.to_string_lossy().into_owned())
+}
+
+fn onnxruntime_library_path() -> PathBuf {
+    let configured = guc::string(&guc::ONNXRUNTIME_LIBRARY);
+    if configured.is_empty() {
+        pkglib_dir().join(DEFAULT_LIBRARY_NAME)
+    } else if let Some(rest) = configured.strip_prefix("$libdir/") {
+        pkglib_dir().join(rest)
+    } else {
+        PathBuf::from(configured)
+    }
+}
+
+fn runtime() -> &'static Runtime {
+    runtime::load(&onnxruntime_library_path()).or_raise()
+}
+
+/// The named model (or `ettin.model`), loaded once per backend.
+fn model(name: Option<&str>) -> Arc<Model> {
+    let default_name = guc::string(&guc::MODEL);
+    let name = name.unwrap_or(&default_name);
+    let root = PathBuf::from(guc::string(&guc::MODEL_DIR));
+    let dir = resolve_model_dir(&root, name).or_raise();
+    if let Some(model) = registry::cached(&dir) {
+        return model;
+    }
+    let options = LoadOptions { intra_threads: guc::THREADS.get().max(0) as usize };
+    registry::get_or_load(runtime(), name, &dir, options).or_raise()
+}
+
+fn score_options() -> ScoreOptions {
+    ScoreOptions {
+        max_length: guc::MAX_LENGTH.get() as usize,
+        limits: BatchLimits {
+            max_pairs: guc::BATCH_SIZE.get() as usize,
+            max_tokens: guc::BATCH_TOKENS.get() as usize,
+        },
+        activation: match guc::ACTIVATION.get() {
+            guc::ActivationSetting::Model => ActivationChoice::Model,
+            guc::ActivationSetting::Raw => ActivationChoice::Raw,
+            guc::ActivationSetting::Sigmoid => ActivationChoice::Sigmoid,
+        },
+    }
+}
+
+/// Score `query` against each non-NULL document; NULL documents get NULL.
+fn score_documents(query: &str, documents: &[Option<&str>], model_name: Option<&str>) -> Vec<Option<f32>> {
+    let pairs: Vec<(&str, &str)> = documents.iter().flatten().map(|d| (query, *d)).collect();
+    if pairs.is_empty() {
+        return vec![None; documents.len()];
+    }
+    let model = model(model_name);
+    let mut scores = model
+        .score(&pairs, &score_options(), &mut || pgrx::check_for_interrupts!())
+        .or_raise()
+        .into_iter();
+    documents.iter().map(|d| d.and_then(|_| scores.next())).collect()
+}
+
+/// Version, ONNX Runtime library and execution providers of this backend.
+#[pg_extern(stable, parallel_safe)]
+fn ettin_info() -> JsonB {
+    let rt = runtime();
+    JsonB(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "onnxruntime": rt.version,
+        "library": rt.library.display().to_string(),
+        "providers": rt.providers,
+        "model_dir": guc::string(&guc::MODEL_DIR),
+        "model": guc::string(&guc::MODEL),
+        "models_loaded": registry::loaded_count(),
+    }))
+}
+
+/// Score one (query, document) pair. NULL query or document gives NULL.
+#[pg_extern(stable, parallel_safe, name = "rerank_score")]
+fn rerank_score_one(
+    query: Option<&str>,
+    document: Option<&str>,
+    model: default!(Option<&str>, "NULL"),
+) -> Option<f32> {
+    score_documents(query?, &[Some(document?)], model).pop().flatten()
+}
+
+/// Score many documents against one query; scores in input order, NULL element → NULL score.
+#[pg_extern(stable, parallel_safe, name = "rerank_score")]
+fn rerank_score_many(
+    query: Option<&str>,
+    documents: Option<Array<&str>>,
+    model: default!(Option<&str>, "NULL"),
+) -> Option<Vec<Option<f32>>> {
+    let query = query?;
+    let documents: Vec<Option<&str>> = documents?.iter().collect();
+    Some(score_documents(query, &documents, model))
+}
+
+/// Every non-NULL document ranked best first as (1-based position in `documents`, score);
+/// ties keep input order; `top_k` NULL means all.
+#[pg_extern(stable, parallel_safe)]
+fn ettin_rerank(
+    query: Option<&str>,
+    documents: Option<Array<&str>>,
+    top_k: default!(Option<i32>, "NULL"),
+    model: default!(Option<&str>, "NULL"),
+) -> TableIterator<'static, (name!(idx, i32), name!(score, f32))> {
+    if let Some(k) = top_k {
+        if k < 0 {
+            crate::error::raise(
+                ettin_engine::EngineError::invalid(format!("top_k must be NULL or >= 0, not {k}"))
+                    .with_hint("pass NULL to rank every document"),
+            );
+        }
+    }
+    let (Some(query), Some(documents)) = (query, documents) else {
+        return TableIterator::new(Vec::new());
+    };
+    let documents: Vec<Option<&str>> = documents.iter().collect();
+    let scores = score_documents(query, &documents, model);
+    let mut ranked: Vec<(i32, f32)> = scores
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.map(|s| (i as i32 + 1, s)))
+        .collect();
+    // Stable sort: equal scores keep input order.
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    if let Some(k) = top_k {
+        ranked.truncate(k as usize);
+    }
+    TableIterator::new(ranked)
+}
+
+/// The models this backend has loaded, and how.
+#[pg_extern(stable, parallel_safe)]
+fn ettin_models() -> TableIterator<
+    'static,
+    (
+        name!(name, String),
+        name!(path, String),
+        name!(layout, String),
+        name!(device, String),
+        name!(max_length, i32),
+        name!(load_ms, f32),
+    ),
+> {
+    let max_length = guc::MAX_LENGTH.get() as usize;
+    let rows: Vec<_> = registry::loaded_named()
+        .into_iter()
+        .map(|(name, m)| {
+            (
+                name,
+                m.files.dir.display().to_string(),
+                m.files.layout.as_str().to_owned(),
+                "cpu".to_owned(),
+                m.effective_max_length(max_length) as i32,
+                m.load_ms,
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}

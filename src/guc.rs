@@ -1,0 +1,126 @@
+//! ettin's settings. Every one is documented here and in the README.
+
+use std::ffi::CString;
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::PostgresGucEnum;
+
+/// Default model name when a function's `model` argument is NULL; resolved under `ettin.model_dir`.
+pub static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"cross-encoder/ettin-reranker-17m-v1"));
+
+/// Root directory that model names resolve under (`org/name` → `<model_dir>/org/name/`).
+/// Superuser-only: it decides which files the server reads.
+pub static MODEL_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"/var/lib/postgresql/ettin/models"));
+
+/// Tokens per (query, document) pair including special tokens; longer pairs are truncated
+/// (longest side first), and the model's own position limit caps it.
+pub static MAX_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(512);
+
+/// Most pairs in one ONNX Runtime call.
+pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32);
+
+/// Most padded tokens (pairs × longest pair) in one ONNX Runtime call: bounds memory per batch.
+pub static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(16384);
+
+/// ONNX Runtime intra-op threads per backend; 0 lets ONNX Runtime use one per physical core.
+/// Takes effect when a backend loads a model.
+pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// ONNX Runtime shared library; empty means `$libdir/libonnxruntime.so.1.31.1`, where
+/// `make install` puts it. Read at server start.
+pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ActivationSetting {
+    /// What the model's sentence-transformers config says (CrossEncoder.predict's default).
+    #[name = c"model"]
+    Model,
+    /// The raw logit.
+    #[name = c"raw"]
+    Raw,
+    /// The logistic function of the logit, in (0, 1).
+    #[name = c"sigmoid"]
+    Sigmoid,
+}
+
+/// How scores are post-processed: `model`, `raw` or `sigmoid`.
+pub static ACTIVATION: GucSetting<ActivationSetting> = GucSetting::<ActivationSetting>::new(ActivationSetting::Model);
+
+pub fn register() {
+    GucRegistry::define_string_guc(
+        c"ettin.model",
+        c"Default reranker model name.",
+        c"Used when a function's model argument is NULL; resolved under ettin.model_dir.",
+        &MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"ettin.model_dir",
+        c"Directory that model names resolve under.",
+        c"A model named org/name is read from <model_dir>/org/name/.",
+        &MODEL_DIR,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ettin.max_length",
+        c"Tokens per (query, document) pair, special tokens included.",
+        c"Longer pairs are truncated, longest side first; capped by the model's position limit.",
+        &MAX_LENGTH,
+        16,
+        8192,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ettin.batch_size",
+        c"Most pairs in one ONNX Runtime call.",
+        c"",
+        &BATCH_SIZE,
+        1,
+        4096,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ettin.batch_tokens",
+        c"Most padded tokens in one ONNX Runtime call.",
+        c"Pairs times the longest pair's length; bounds the memory one batch takes.",
+        &BATCH_TOKENS,
+        16,
+        1 << 22,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ettin.threads",
+        c"ONNX Runtime intra-op threads per backend (0: one per physical core).",
+        c"Applies when a backend loads a model.",
+        &THREADS,
+        0,
+        256,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"ettin.activation",
+        c"Score post-processing: model, raw or sigmoid.",
+        c"model applies what the model's sentence-transformers config says (Identity for Ettin rerankers, Sigmoid for classic single-logit models).",
+        &ACTIVATION,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"ettin.onnxruntime_library",
+        c"Path of the ONNX Runtime shared library (server start).",
+        c"Empty means $libdir/libonnxruntime.so.1.31.1.",
+        &ONNXRUNTIME_LIBRARY,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+}
+
+pub fn string(setting: &GucSetting<Option<CString>>) -> String {
+    setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}

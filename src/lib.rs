@@ -1,0 +1,19 @@
+//! ettin: rerank search results inside Postgres with cross-encoder models.
+//!
+//! This crate is the SQL layer only: it reads settings, converts types and turns engine errors
+//! into Postgres ERRORs. Models, tokenization, batching and ONNX Runtime live in `ettin-engine`.
+
+use pgrx::prelude::*;
+
+mod api;
+mod error;
+mod guc;
+
+::pgrx::pg_module_magic!(name, version);
+
+/// Registers settings only. ONNX Runtime and models load on first use in each backend: threads
+/// created here would be lost when the postmaster forks.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::register();
+}

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Build ettin's test models and their reference scores.
+
+Two tiny random-weight rerankers with real architectures, laid out exactly as Hub repos ship them:
+
+* ``modular``: a sentence-transformers *modular* CrossEncoder like cross-encoder/ettin-reranker-*:
+  ModernBertModel → Pooling(cls) → Dense(H→H, no bias, GELU) → LayerNorm → Dense(H→1), with a
+  byte-level BPE tokenizer shaped like ModernBERT's (pair template ``[CLS] A [SEP] B [SEP]``,
+  truncation 7999 baked in) and ``onnx/model.onnx`` = the backbone only (last_hidden_state).
+* ``classic``: BertForSequenceClassification (1 label) with a WordPiece tokenizer, ONNX with a
+  ``logits`` output and a ``token_type_ids`` input, no modules.json (like ms-marco-MiniLM).
+
+The oracle is ``CrossEncoder.predict()`` from sentence-transformers 6: scores for a few hundred
+(query, document) pairs are written to ``reference.json`` next to each model, at max_length 512
+and 64. The models are small enough to commit, so tests need no torch.
+
+Usage: tools/make_fixtures.py [--out tests/fixtures/models] [--seed 0] [--hidden 64] [--layers 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from sentence_transformers import CrossEncoder
+from sentence_transformers.base.modules import Dense, Transformer
+from sentence_transformers.sentence_transformer.modules import LayerNorm, Pooling
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    ModernBertConfig,
+    ModernBertModel,
+    PreTrainedTokenizerFast,
+)
+
+CORPUS_FILES = sorted(Path("/usr/share/common-licenses").glob("*"))
+MAX_LENGTHS = (512, 64)
+
+
+def corpus_sentences() -> list[str]:
+    """English sentences from the license texts every Debian machine has."""
+    text = " ".join(p.read_text(errors="ignore") for p in CORPUS_FILES if p.is_file())
+    text = re.sub(r"\s+", " ", text)
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text)]
+    return [s for s in sentences if 20 <= len(s) <= 400]
+
+
+def make_pairs(sentences: list[str], rng: random.Random, count: int) -> list[tuple[str, str]]:
+    """Query/document pairs: short queries against passages of varied length, plus edge cases."""
+    pairs = []
+    for _ in range(count):
+        words = rng.choice(sentences).split()
+        start = rng.randrange(max(1, len(words) - 3))
+        query = " ".join(words[start : start + rng.randint(2, 9)])
+        n = rng.choice([1, 1, 2, 3, 4, 6, 10, 16])
+        first = rng.randrange(len(sentences) - n)
+        doc = " ".join(sentences[first : first + n])
+        pairs.append((query, doc))
+    long_doc = " ".join(sentences[100:260])  # thousands of tokens: far beyond max_length
+    special = [
+        ("", "An empty query still gets a score."),
+        ("a", "x"),
+        ("?", "."),
+        ("free software license", long_doc),
+        (long_doc[:3000], "a long query and a short document"),
+        ("東京の天気はどうですか", "東京は今日晴れです。気温は二十度です。"),
+        ("数据库中的重新排序", "PostgreSQL 扩展可以在数据库内部对搜索结果重新排序。"),
+        ("🚀 rocket launch 🔥", "The rocket 🚀 launched at dawn 🌅 and the crowd cheered 🎉."),
+        ("café naïve résumé", "Ünïcödé àccents and ligatures: ﬁ ﬂ, Ελληνικά, русский текст."),
+        ("  leading and trailing spaces  ", "\ttabs\tand\nnewlines\n in the document "),
+        ("[CLS] [SEP] special tokens", "[PAD] [MASK] text that looks like special tokens [SEP]"),
+        ("copyright notice", "copyright notice"),
+    ]
+    return pairs + special
+
+
+def train_bpe_tokenizer(sentences: list[str], out: Path) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer shaped like ModernBERT's (GPT-NeoX style)."""
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1500, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(sentences, trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    tok.enable_truncation(7999)  # baked in, as in ModernBERT's tokenizer.json; ettin must override it
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        mask_token="[MASK]",
+        unk_token="[UNK]",
+        model_max_length=7999,
+    )
+    fast.save_pretrained(out)
+    return fast
+
+
+def train_wordpiece_tokenizer(sentences: list[str], out: Path) -> PreTrainedTokenizerFast:
+    """A BERT-style uncased WordPiece tokenizer with segment ids 0/1 for the pair."""
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(sentences, trainers.WordPieceTrainer(vocab_size=1500, special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0",
+        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        mask_token="[MASK]",
+        unk_token="[UNK]",
+        model_max_length=512,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+    fast.save_pretrained(out)
+    return fast
+
+
+class Backbone(torch.nn.Module):
+    """ModernBertModel returning only last_hidden_state, as the Hub's backbone ONNX does."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def export_onnx(module, inputs: dict, output_name: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(inputs)
+    axes = {n: {0: "batch_size", 1: "sequence_length"} for n in names}
+    axes[output_name] = {0: "batch_size"} if output_name == "logits" else {0: "batch_size", 1: "sequence_length"}
+    torch.onnx.export(
+        module,
+        tuple(inputs.values()),
+        str(path),
+        input_names=names,
+        output_names=[output_name],
+        dynamic_axes=axes,
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def predict(model_dir: Path, pairs, max_length: int) -> list[float]:
+    model = CrossEncoder(str(model_dir), max_length=max_length, device="cpu")
+    return [float(s) for s in model.predict(pairs, batch_size=32)]
+
+
+def build_modular(out: Path, sentences, pairs, seed: int, hidden: int, layers: int, init_std: float) -> None:
+    torch.manual_seed(seed)
+    work = out.parent / (out.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    tokenizer = train_bpe_tokenizer(sentences, work / "tok")
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=hidden * 3 // 2,
+        max_position_embeddings=1024,
+        global_attn_every_n_layers=3,
+        local_attention=128,
+        pad_token_id=tokenizer.pad_token_id,
+        cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        initializer_range=init_std,
+        attn_implementation="eager",
+    )
+    backbone = ModernBertModel(config)
+    backbone.save_pretrained(work / "tok")
+    transformer = Transformer(str(work / "tok"), transformer_task="feature-extraction")
+    dense = Dense(hidden, hidden, bias=False, activation_function=torch.nn.GELU())
+    norm = LayerNorm(hidden)
+    score = Dense(hidden, 1, bias=True, activation_function=torch.nn.Identity(), module_output_name="scores")
+    with torch.no_grad():
+        for layer in (dense.linear, score.linear):
+            layer.weight.normal_(0.0, 1.0 / hidden**0.5)
+        score.linear.weight.mul_(3.0)
+        score.linear.bias.fill_(0.5)
+        norm.norm.weight.uniform_(0.5, 1.5)
+        norm.norm.bias.normal_(0.0, 0.1)
+    model = CrossEncoder(
+        modules=[transformer, Pooling(hidden, pooling_mode="cls"), dense, norm, score],
+        activation_fn=torch.nn.Identity(),
+        device="cpu",
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    model.save(str(out))
+    example = tokenizer([("a query", "a document")], return_tensors="pt")
+    export_onnx(
+        Backbone(backbone.eval()),
+        {"input_ids": example["input_ids"], "attention_mask": example["attention_mask"]},
+        "last_hidden_state",
+        out / "onnx" / "model.onnx",
+    )
+    shutil.rmtree(work)
+    write_reference(out, pairs)
+
+
+def build_classic(out: Path, sentences, pairs, seed: int, hidden: int, layers: int, init_std: float) -> None:
+    torch.manual_seed(seed)
+    shutil.rmtree(out, ignore_errors=True)
+    tokenizer = train_wordpiece_tokenizer(sentences, out)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=512,
+        num_labels=1,
+        initializer_range=init_std,
+        pad_token_id=tokenizer.pad_token_id,
+        attn_implementation="eager",
+    )
+    model = BertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.weight.mul_(8.0)  # spread the logits over several units so rankings mean something
+    model.save_pretrained(out)
+    example = tokenizer([("a query", "a document")], return_tensors="pt")
+
+    class Logits(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+    export_onnx(
+        Logits(model),
+        {k: example[k] for k in ("input_ids", "attention_mask", "token_type_ids")},
+        "logits",
+        out / "onnx" / "model.onnx",
+    )
+    write_reference(out, pairs)
+
+
+def write_reference(model_dir: Path, pairs) -> None:
+    scores = {str(m): predict(model_dir, pairs, m) for m in MAX_LENGTHS}
+    ref = {
+        "oracle": "sentence_transformers.CrossEncoder.predict(batch_size=32), default activation",
+        "pairs": [list(p) for p in pairs],
+        "scores": scores,
+    }
+    (model_dir / "reference.json").write_text(json.dumps(ref, ensure_ascii=False, indent=0))
+    for m, s in scores.items():
+        print(f"{model_dir.name} max_length={m}: std {np.std(s):.3f}, range {min(s):.3f}..{max(s):.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("tests/fixtures/models"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=300)
+    ap.add_argument("--init-std", type=float, default=0.2)
+    args = ap.parse_args()
+    sentences = corpus_sentences()
+    rng = random.Random(args.seed)
+    pairs = make_pairs(sentences, rng, args.pairs)
+    build_modular(args.out / "modular", sentences, pairs, args.seed, args.hidden, args.layers, args.init_std)
+    build_classic(args.out / "classic", sentences, pairs, args.seed, args.hidden, args.layers - 1, args.init_std)
+
+
+if __name__ == "__main__":
+    main()
