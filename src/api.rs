@@ -71,7 +71,9 @@ fn score_documents(query: &str, documents: &[Option<&str>], model_name: Option<&
     }
     let model = model(model_name);
     let mut scores = model
-        .score(&pairs, &score_options(), &mut || pgrx::check_for_interrupts!())
+        .score(&pairs, &score_options(), &mut || {
+            pgrx::check_for_interrupts!();
+        })
         .or_raise()
         .into_iter();
     documents.iter().map(|d| d.and_then(|_| scores.next())).collect()
@@ -109,8 +111,8 @@ fn rerank_score_many(
     documents: Option<Array<&str>>,
     model: default!(Option<&str>, "NULL"),
 ) -> Option<Vec<Option<f32>>> {
-    let query = query?;
-    let documents: Vec<Option<&str>> = documents?.iter().collect();
+    let (query, documents) = (query?, documents?);
+    let documents: Vec<Option<&str>> = documents.iter().collect();
     Some(score_documents(query, &documents, model))
 }
 

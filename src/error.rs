@@ -14,14 +14,23 @@ fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
     }
 }
 
+/// What to do when the engine had no more specific advice.
+fn default_hint(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidParameter => "check the function's arguments and the ettin.* settings",
+        ErrorKind::MissingFile => "check ettin.model_dir, the model name and the model's files",
+        ErrorKind::External => "check the model's files: copy them again, or re-export the model with tools/export_model.py",
+        ErrorKind::Unsupported => "see the README for the model layouts and settings ettin supports",
+        ErrorKind::TooLarge => "score fewer or shorter documents per call, or lower ettin.max_length",
+    }
+}
+
 /// Raise `error` as an ERROR; does not return.
 pub fn raise(error: EngineError) -> ! {
-    let mut report = ErrorReport::new(sqlstate(error.kind), error.message, "ettin");
+    let hint = error.hint.unwrap_or_else(|| default_hint(error.kind).to_owned());
+    let mut report = ErrorReport::new(sqlstate(error.kind), error.message, "ettin").set_hint(hint);
     if let Some(detail) = error.detail {
         report = report.set_detail(detail);
-    }
-    if let Some(hint) = error.hint {
-        report = report.set_hint(hint);
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ereport(ERROR) returned")

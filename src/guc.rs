@@ -27,7 +27,8 @@ pub static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(16384);
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 /// ONNX Runtime shared library; empty means `$libdir/libonnxruntime.so.1.31.1`, where
-/// `make install` puts it. Read at server start.
+/// `make install` puts it. Set in postgresql.conf (sighup); a backend reads it once, when it
+/// first loads ONNX Runtime: a process can hold only one ONNX Runtime.
 pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -113,10 +114,10 @@ pub fn register() {
     );
     GucRegistry::define_string_guc(
         c"ettin.onnxruntime_library",
-        c"Path of the ONNX Runtime shared library (server start).",
-        c"Empty means $libdir/libonnxruntime.so.1.31.1.",
+        c"Path of the ONNX Runtime shared library (postgresql.conf only).",
+        c"Empty means $libdir/libonnxruntime.so.1.31.1. A backend reads it when it first loads ONNX Runtime.",
         &ONNXRUNTIME_LIBRARY,
-        GucContext::Postmaster,
+        GucContext::Sighup,
         GucFlags::default(),
     );
 }

@@ -170,7 +170,7 @@ def predict(model_dir: Path, pairs, max_length: int) -> list[float]:
     return [float(s) for s in model.predict(pairs, batch_size=32)]
 
 
-def build_modular(out: Path, sentences, pairs, seed: int, hidden: int, layers: int, init_std: float) -> None:
+def build_modular(out: Path, sentences, pairs, rankings, seed: int, hidden: int, layers: int, init_std: float) -> None:
     torch.manual_seed(seed)
     work = out.parent / (out.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
@@ -212,6 +212,7 @@ def build_modular(out: Path, sentences, pairs, seed: int, hidden: int, layers: i
     )
     shutil.rmtree(out, ignore_errors=True)
     model.save(str(out))
+    (out / "README.md").unlink(missing_ok=True)  # a generated model card; nothing ettin reads
     example = tokenizer([("a query", "a document")], return_tensors="pt")
     export_onnx(
         Backbone(backbone.eval()),
@@ -220,10 +221,10 @@ def build_modular(out: Path, sentences, pairs, seed: int, hidden: int, layers: i
         out / "onnx" / "model.onnx",
     )
     shutil.rmtree(work)
-    write_reference(out, pairs)
+    write_reference(out, pairs, rankings)
 
 
-def build_classic(out: Path, sentences, pairs, seed: int, hidden: int, layers: int, init_std: float) -> None:
+def build_classic(out: Path, sentences, pairs, rankings, seed: int, hidden: int, layers: int, init_std: float) -> None:
     torch.manual_seed(seed)
     shutil.rmtree(out, ignore_errors=True)
     tokenizer = train_wordpiece_tokenizer(sentences, out)
@@ -259,15 +260,26 @@ def build_classic(out: Path, sentences, pairs, seed: int, hidden: int, layers: i
         "logits",
         out / "onnx" / "model.onnx",
     )
-    write_reference(out, pairs)
+    write_reference(out, pairs, rankings)
 
 
-def write_reference(model_dir: Path, pairs) -> None:
+def make_rankings(pairs, rng: random.Random, queries: int = 4, documents: int = 40):
+    """A few queries, each against many documents: what ettin_rerank and rerank_score(q, docs[]) get."""
+    docs = [d for _, d in pairs]
+    return [(pairs[rng.randrange(len(pairs))][0], rng.sample(docs, documents)) for _ in range(queries)]
+
+
+def write_reference(model_dir: Path, pairs, rankings) -> None:
     scores = {str(m): predict(model_dir, pairs, m) for m in MAX_LENGTHS}
+    ranking_scores = [
+        {"query": q, "documents": docs, "scores": {str(m): predict(model_dir, [(q, d) for d in docs], m) for m in MAX_LENGTHS}}
+        for q, docs in rankings
+    ]
     ref = {
         "oracle": "sentence_transformers.CrossEncoder.predict(batch_size=32), default activation",
         "pairs": [list(p) for p in pairs],
         "scores": scores,
+        "rankings": ranking_scores,
     }
     (model_dir / "reference.json").write_text(json.dumps(ref, ensure_ascii=False, indent=0))
     for m, s in scores.items():
@@ -286,8 +298,9 @@ def main() -> None:
     sentences = corpus_sentences()
     rng = random.Random(args.seed)
     pairs = make_pairs(sentences, rng, args.pairs)
-    build_modular(args.out / "modular", sentences, pairs, args.seed, args.hidden, args.layers, args.init_std)
-    build_classic(args.out / "classic", sentences, pairs, args.seed, args.hidden, args.layers - 1, args.init_std)
+    rankings = make_rankings(pairs, rng)
+    build_modular(args.out / "modular", sentences, pairs, rankings, args.seed, args.hidden, args.layers, args.init_std)
+    build_classic(args.out / "classic", sentences, pairs, rankings, args.seed, args.hidden, args.layers - 1, args.init_std)
 
 
 if __name__ == "__main__":

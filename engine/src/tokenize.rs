@@ -40,7 +40,9 @@ impl PairTokenizer {
                 .with_hint("a model directory needs tokenizer.json; run the export tool on the model"));
         }
         let mut base = Tokenizer::from_file(path).map_err(|e| {
-            EngineError::external(format!("could not read tokenizer \"{}\"", path.display())).with_detail(e)
+            EngineError::external(format!("could not read tokenizer \"{}\"", path.display()))
+                .with_detail(e)
+                .with_hint("tokenizer.json must be a Hugging Face fast-tokenizer file; copy it again from the model repository")
         })?;
         let pad_id = pad_token
             .and_then(|t| base.token_to_id(t))

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Install everything ettin needs to build, install and test, skipping what is already there:
+# Debian packages, cargo-pgrx (pinned), pgrx's config for the system Postgres 15, pgvector (built
+# from Debian trixie's source package; bookworm has none) and ONNX Runtime's shared library (taken
+# from the PyPI onnxruntime wheel, which is what this offline-but-for-registries machine can reach).
+set -euo pipefail
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGRX_VERSION=0.18.1
+ORT_VERSION=1.31.1
+ORT_DIR=${ORT_DIR:-/var/cache/ettin/onnxruntime}
+BUILD_DIR=${BUILD_DIR:-/var/cache/ettin/build}
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+log() { printf '\033[1m== %s\033[0m\n' "$*"; }
+
+apt_packages=(postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config libssl-dev sudo
+  dpkg-dev build-essential unzip ca-certificates python3 zstd)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  log "apt: all packages present"
+fi
+
+if [ "$(cargo pgrx --version 2>/dev/null | awk '{print $2}')" != "$PGRX_VERSION" ]; then
+  log "cargo-pgrx $PGRX_VERSION: installing (about 10 minutes on 2 cores)"
+  cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+else
+  log "cargo-pgrx $PGRX_VERSION: present"
+fi
+
+PGRX_HOME=${PGRX_HOME:-$HOME/.pgrx}
+if ! grep -qs "^pg15 *= *\"$PG_CONFIG\"" "$PGRX_HOME/config.toml"; then
+  log "pgrx: registering $PG_CONFIG"
+  cargo pgrx init --pg15 "$PG_CONFIG"
+fi
+
+sharedir=$("$PG_CONFIG" --sharedir)
+vector_version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$sharedir/extension/vector.control" 2>/dev/null || true)
+if [ -z "$vector_version" ] || ! printf '0.8.0\n%s\n' "$vector_version" | sort -V -C; then
+  log "pgvector: building from Debian trixie's source package"
+  src_list=/etc/apt/sources.list.d/ettin-trixie-src.list
+  if [ ! -f "$src_list" ]; then
+    echo "deb-src http://deb.debian.org/debian trixie main" | $SUDO tee "$src_list" >/dev/null
+  fi
+  $SUDO apt-get update -q
+  rm -rf "$BUILD_DIR/pgvector" && mkdir -p "$BUILD_DIR/pgvector"
+  (cd "$BUILD_DIR/pgvector" && apt-get source -q --download-only pgvector && dpkg-source -x --no-check ./*.dsc src >/dev/null)
+  make -s -C "$BUILD_DIR/pgvector/src" PG_CONFIG="$PG_CONFIG" OPTFLAGS=""
+  $SUDO make -s -C "$BUILD_DIR/pgvector/src" PG_CONFIG="$PG_CONFIG" install
+  vector_version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$sharedir/extension/vector.control")
+fi
+log "pgvector: $vector_version"
+
+if [ ! -f "$ORT_DIR/libonnxruntime.so.$ORT_VERSION" ]; then
+  log "ONNX Runtime $ORT_VERSION: extracting libonnxruntime.so from the PyPI wheel"
+  $SUDO mkdir -p "$ORT_DIR" && $SUDO chown "$(id -u)" "$ORT_DIR"
+  # pip checks the wheel's hash against the index; only the library is kept.
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+    --python-version 3.11 "onnxruntime==$ORT_VERSION" -d "$tmp"
+  unzip -q -j -o "$tmp"/onnxruntime-*.whl "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" -d "$ORT_DIR"
+  rm -rf "$tmp"
+fi
+log "ONNX Runtime: $ORT_DIR/libonnxruntime.so.$ORT_VERSION"

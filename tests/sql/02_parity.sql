@@ -1,0 +1,64 @@
+-- Every form of the API reproduces sentence-transformers' CrossEncoder.predict() scores for both
+-- model layouts at max_length 512 and 64, within 1e-3 × σ of the reference scores.
+\i _helpers.sql
+CREATE TEMP TABLE pairs AS
+SELECT model, i, pair->>0 AS query, pair->>1 AS document,
+       (ref->'scores'->'512'->>(i::int - 1))::float8 AS s512,
+       (ref->'scores'->'64'->>(i::int - 1))::float8 AS s64
+FROM (VALUES ('modular'), ('classic')) AS m(model),
+     LATERAL pg_temp.reference(model) AS ref,
+     LATERAL jsonb_array_elements(ref->'pairs') WITH ORDINALITY AS p(pair, i);
+
+CREATE TEMP TABLE rankings AS
+SELECT model, r.n,
+       rk->>'query' AS query,
+       ARRAY(SELECT jsonb_array_elements_text(rk->'documents')) AS documents,
+       ARRAY(SELECT jsonb_array_elements_text(rk->'scores'->'512')::float8) AS s512,
+       ARRAY(SELECT jsonb_array_elements_text(rk->'scores'->'64')::float8) AS s64
+FROM (VALUES ('modular'), ('classic')) AS m(model),
+     LATERAL pg_temp.reference(model) AS ref,
+     LATERAL jsonb_array_elements(ref->'rankings') WITH ORDINALITY AS r(rk, n);
+
+SELECT pg_temp.assert(count(*) > 600, 'reference pairs loaded') FROM pairs;
+
+-- rerank_score(query, document), one call per pair
+SET ettin.max_length = 512;
+SELECT pg_temp.assert_close('one pair, ' || model || ' @512',
+  array_agg(rerank_score(query, document, 'ettin-test/' || model)::float8 ORDER BY i), array_agg(s512 ORDER BY i))
+FROM pairs GROUP BY model;
+SET ettin.max_length = 64;
+SELECT pg_temp.assert_close('one pair, ' || model || ' @64',
+  array_agg(rerank_score(query, document, 'ettin-test/' || model)::float8 ORDER BY i), array_agg(s64 ORDER BY i))
+FROM pairs GROUP BY model;
+
+-- rerank_score(query, documents[]): scores in input order
+SET ettin.max_length = 512;
+SELECT pg_temp.assert_close('array, ' || model || ' #' || n || ' @512',
+  rerank_score(query, documents, 'ettin-test/' || model)::float8[], s512) FROM rankings;
+SET ettin.max_length = 64;
+SELECT pg_temp.assert_close('array, ' || model || ' #' || n || ' @64',
+  rerank_score(query, documents, 'ettin-test/' || model)::float8[], s64) FROM rankings;
+
+-- ettin_rerank: the order is the reference order (best first) and the scores are the reference's.
+CREATE FUNCTION pg_temp.check_rerank(label text, query text, documents text[], expected float8[], model text)
+RETURNS text AS $$
+DECLARE got_idx int[]; got_scores float8[]; sigma float8;
+BEGIN
+  SELECT array_agg(idx ORDER BY ord), array_agg(score::float8 ORDER BY ord) INTO got_idx, got_scores
+  FROM ettin_rerank(query, documents, NULL, model) WITH ORDINALITY AS r(idx, score, ord);
+  SELECT stddev_pop(e) INTO sigma FROM unnest(expected) e;
+  PERFORM pg_temp.assert(cardinality(got_idx) = cardinality(documents), label || ': every document ranked');
+  PERFORM pg_temp.assert_close(label, got_scores, ARRAY(SELECT expected[i] FROM unnest(got_idx) i));
+  -- Best first: each expected score is no lower than the next one's, up to the tolerance.
+  FOR k IN 1 .. cardinality(got_idx) - 1 LOOP
+    PERFORM pg_temp.assert(expected[got_idx[k]] >= expected[got_idx[k + 1]] - 2e-3 * sigma,
+      format('%s: rank %s (doc %s) before doc %s', label, k, got_idx[k], got_idx[k + 1]));
+  END LOOP;
+  RETURN label || ': order ok';
+END $$ LANGUAGE plpgsql;
+SET ettin.max_length = 512;
+SELECT pg_temp.check_rerank('ettin_rerank ' || model || ' #' || n || ' @512', query, documents, s512, 'ettin-test/' || model)
+FROM rankings;
+SET ettin.max_length = 64;
+SELECT pg_temp.check_rerank('ettin_rerank ' || model || ' #' || n || ' @64', query, documents, s64, 'ettin-test/' || model)
+FROM rankings;

@@ -1,0 +1,35 @@
+-- Bad input is a clean ERROR with a SQLSTATE and a hint; the connection stays usable.
+\i _helpers.sql
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'no-such/model')$$, '58P01');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', '../etc')$$, '22023');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'a/../../b')$$, '22023');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', '/etc/passwd')$$, '22023');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'a//b')$$, '22023');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', '')$$, '22023');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/no-tokenizer')$$, '58P01');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/no-onnx')$$, '58P01');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/random-onnx')$$, '38000');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/wrong-head-shape')$$, '38000');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/bad-tokenizer')$$, '38000');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/unknown-module')$$, '0A000');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/classic-as-backbone')$$, '38000');
+-- settings out of range are refused by Postgres itself
+SELECT pg_temp.expect_error($$SET ettin.max_length = 8$$, '22023', false);
+SELECT pg_temp.expect_error($$SET ettin.max_length = 100000$$, '22023', false);
+SELECT pg_temp.expect_error($$SET ettin.activation = 'softmax'$$, '22023', false);
+SELECT pg_temp.expect_error($$SET ettin.batch_size = 0$$, '22023', false);
+-- superuser-only settings, from a role that is not one
+CREATE ROLE ettin_user LOGIN;
+GRANT USAGE ON SCHEMA public TO ettin_user;
+SET ROLE ettin_user;
+SELECT pg_temp.expect_error($$SET ettin.model_dir = '/'$$, '42501', false);
+SELECT pg_temp.expect_error($$SET ettin.threads = 1$$, '42501', false);
+SELECT pg_temp.expect_error($$SET ettin.onnxruntime_library = '/tmp/x.so'$$, '55P02', false);
+-- a user may pick a model and score
+SET ettin.model = 'ettin-test/modular';
+SELECT pg_temp.assert(rerank_score('q', 'd') IS NOT NULL, 'non-superuser can score');
+RESET ROLE;
+DROP OWNED BY ettin_user;
+DROP ROLE ettin_user;
+-- after all that, this connection still works
+SELECT pg_temp.assert(rerank_score('q', 'd', 'ettin-test/classic') BETWEEN 0 AND 1, 'connection still usable');
