@@ -19,6 +19,7 @@ SELECT pg_temp.expect_error($$SET ettin.max_length = 100000$$, '22023', false);
 SELECT pg_temp.expect_error($$SET ettin.activation = 'softmax'$$, '22023', false);
 SELECT pg_temp.expect_error($$SET ettin.batch_size = 0$$, '22023', false);
 -- superuser-only settings, from a role that is not one
+DROP ROLE IF EXISTS ettin_user;
 CREATE ROLE ettin_user LOGIN;
 GRANT USAGE ON SCHEMA public TO ettin_user;
 SET ROLE ettin_user;
