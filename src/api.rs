@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use ettin_engine::registry;
 use ettin_engine::runtime::{self, Runtime, DEFAULT_LIBRARY_NAME};
-use ettin_engine::{resolve_model_dir, ActivationChoice, BatchLimits, LoadOptions, Model, ScoreOptions};
+use ettin_engine::{
+    resolve_model_dir, ActivationChoice, BatchLimits, LoadOptions, Model, ScoreOptions,
+};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
@@ -44,7 +46,9 @@ fn model(name: Option<&str>) -> Arc<Model> {
     if let Some(model) = registry::cached(&dir) {
         return model;
     }
-    let options = LoadOptions { intra_threads: guc::THREADS.get().max(0) as usize };
+    let options = LoadOptions {
+        intra_threads: guc::THREADS.get().max(0) as usize,
+    };
     registry::get_or_load(runtime(), name, &dir, options).or_raise()
 }
 
@@ -64,7 +68,11 @@ fn score_options() -> ScoreOptions {
 }
 
 /// Score `query` against each non-NULL document; NULL documents get NULL.
-fn score_documents(query: &str, documents: &[Option<&str>], model_name: Option<&str>) -> Vec<Option<f32>> {
+fn score_documents(
+    query: &str,
+    documents: &[Option<&str>],
+    model_name: Option<&str>,
+) -> Vec<Option<f32>> {
     let pairs: Vec<(&str, &str)> = documents.iter().flatten().map(|d| (query, *d)).collect();
     if pairs.is_empty() {
         return vec![None; documents.len()];
@@ -76,7 +84,10 @@ fn score_documents(query: &str, documents: &[Option<&str>], model_name: Option<&
         })
         .or_raise()
         .into_iter();
-    documents.iter().map(|d| d.and_then(|_| scores.next())).collect()
+    documents
+        .iter()
+        .map(|d| d.and_then(|_| scores.next()))
+        .collect()
 }
 
 /// Version, ONNX Runtime library and execution providers of this backend.
@@ -101,7 +112,9 @@ fn rerank_score_one(
     document: Option<&str>,
     model: default!(Option<&str>, "NULL"),
 ) -> Option<f32> {
-    score_documents(query?, &[Some(document?)], model).pop().flatten()
+    score_documents(query?, &[Some(document?)], model)
+        .pop()
+        .flatten()
 }
 
 /// Score many documents against one query; scores in input order, NULL element → NULL score.

@@ -27,7 +27,9 @@ fn default_hint(kind: ErrorKind) -> &'static str {
 
 /// Raise `error` as an ERROR; does not return.
 pub fn raise(error: EngineError) -> ! {
-    let hint = error.hint.unwrap_or_else(|| default_hint(error.kind).to_owned());
+    let hint = error
+        .hint
+        .unwrap_or_else(|| default_hint(error.kind).to_owned());
     let mut report = ErrorReport::new(sqlstate(error.kind), error.message, "ettin").set_hint(hint);
     if let Some(detail) = error.detail {
         report = report.set_detail(detail);

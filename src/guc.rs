@@ -6,11 +6,13 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::PostgresGucEnum;
 
 /// Default model name when a function's `model` argument is NULL; resolved under `ettin.model_dir`.
-pub static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"cross-encoder/ettin-reranker-17m-v1"));
+pub static MODEL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"cross-encoder/ettin-reranker-17m-v1"));
 
 /// Root directory that model names resolve under (`org/name` → `<model_dir>/org/name/`).
 /// Superuser-only: it decides which files the server reads.
-pub static MODEL_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"/var/lib/postgresql/ettin/models"));
+pub static MODEL_DIR: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"/var/lib/postgresql/ettin/models"));
 
 /// Tokens per (query, document) pair including special tokens; longer pairs are truncated
 /// (longest side first), and the model's own position limit caps it.
@@ -29,7 +31,8 @@ pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// ONNX Runtime shared library; empty means `$libdir/libonnxruntime.so.1.31.1`, where
 /// `make install` puts it. Set in postgresql.conf (sighup); a backend reads it once, when it
 /// first loads ONNX Runtime: a process can hold only one ONNX Runtime.
-pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ActivationSetting {
@@ -45,7 +48,8 @@ pub enum ActivationSetting {
 }
 
 /// How scores are post-processed: `model`, `raw` or `sigmoid`.
-pub static ACTIVATION: GucSetting<ActivationSetting> = GucSetting::<ActivationSetting>::new(ActivationSetting::Model);
+pub static ACTIVATION: GucSetting<ActivationSetting> =
+    GucSetting::<ActivationSetting>::new(ActivationSetting::Model);
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -123,5 +127,8 @@ pub fn register() {
 }
 
 pub fn string(setting: &GucSetting<Option<CString>>) -> String {
-    setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    setting
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -20,8 +20,14 @@ pub fn plan_batches(lengths: &[usize], limits: BatchLimits) -> Vec<Vec<usize>> {
     let mut padded_len = 0;
     for i in order {
         // Sorted descending, so the first pair of a batch sets its padded length.
-        let len = if current.is_empty() { lengths[i] } else { padded_len };
-        if !current.is_empty() && (current.len() >= max_pairs || (current.len() + 1) * len > limits.max_tokens) {
+        let len = if current.is_empty() {
+            lengths[i]
+        } else {
+            padded_len
+        };
+        if !current.is_empty()
+            && (current.len() >= max_pairs || (current.len() + 1) * len > limits.max_tokens)
+        {
             batches.push(std::mem::take(&mut current));
         }
         if current.is_empty() {
@@ -42,23 +48,47 @@ mod tests {
     #[test]
     fn batches_respect_pair_and_token_limits() {
         let lengths = [10, 50, 20, 50, 5, 40];
-        let batches = plan_batches(&lengths, BatchLimits { max_pairs: 2, max_tokens: 1000 });
+        let batches = plan_batches(
+            &lengths,
+            BatchLimits {
+                max_pairs: 2,
+                max_tokens: 1000,
+            },
+        );
         assert_eq!(batches, vec![vec![1, 3], vec![5, 2], vec![0, 4]]);
-        let batches = plan_batches(&lengths, BatchLimits { max_pairs: 10, max_tokens: 100 });
+        let batches = plan_batches(
+            &lengths,
+            BatchLimits {
+                max_pairs: 10,
+                max_tokens: 100,
+            },
+        );
         // 50+50 fits (2×50), a third would pad to 150 tokens.
         assert_eq!(batches, vec![vec![1, 3], vec![5, 2], vec![0, 4]]);
     }
 
     #[test]
     fn a_pair_longer_than_the_budget_still_gets_its_own_batch() {
-        let batches = plan_batches(&[500, 10], BatchLimits { max_pairs: 8, max_tokens: 100 });
+        let batches = plan_batches(
+            &[500, 10],
+            BatchLimits {
+                max_pairs: 8,
+                max_tokens: 100,
+            },
+        );
         assert_eq!(batches, vec![vec![0], vec![1]]);
     }
 
     #[test]
     fn every_pair_is_planned_exactly_once() {
         let lengths: Vec<usize> = (0..257).map(|i| (i * 37) % 91 + 3).collect();
-        let batches = plan_batches(&lengths, BatchLimits { max_pairs: 16, max_tokens: 700 });
+        let batches = plan_batches(
+            &lengths,
+            BatchLimits {
+                max_pairs: 16,
+                max_tokens: 700,
+            },
+        );
         let mut seen: Vec<usize> = batches.concat();
         seen.sort();
         assert_eq!(seen, (0..257).collect::<Vec<_>>());

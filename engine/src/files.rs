@@ -69,7 +69,10 @@ pub fn resolve_model_dir(root: &Path, name: &str) -> Result<PathBuf> {
         }
     }
     let relative = Path::new(name);
-    if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+    if !relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
         return Err(bad("only plain path components are allowed"));
     }
     if root.as_os_str().is_empty() {
@@ -87,8 +90,9 @@ fn read_json(path: &Path) -> Result<Value> {
             EngineError::external(format!("could not read \"{}\"", path.display())).with_detail(e)
         }
     })?;
-    serde_json::from_str(&text)
-        .map_err(|e| EngineError::external(format!("\"{}\" is not valid JSON", path.display())).with_detail(e))
+    serde_json::from_str(&text).map_err(|e| {
+        EngineError::external(format!("\"{}\" is not valid JSON", path.display())).with_detail(e)
+    })
 }
 
 fn read_json_if_exists(path: &Path) -> Result<Option<Value>> {
@@ -111,17 +115,25 @@ pub fn read_model_files(dir: &Path) -> Result<ModelFiles> {
         ));
     }
     let onnx = first_existing(dir, &["onnx/model.onnx", "model.onnx"]).ok_or_else(|| {
-        EngineError::missing(format!("model directory \"{}\" has no onnx/model.onnx or model.onnx", dir.display()))
-            .with_hint("export the model to ONNX with tools/export_model.py")
+        EngineError::missing(format!(
+            "model directory \"{}\" has no onnx/model.onnx or model.onnx",
+            dir.display()
+        ))
+        .with_hint("export the model to ONNX with tools/export_model.py")
     })?;
     let tokenizer = dir.join("tokenizer.json");
     if !tokenizer.is_file() {
-        return Err(EngineError::missing(format!("model directory \"{}\" has no tokenizer.json", dir.display()))
-            .with_hint("copy the model's tokenizer.json (a fast tokenizer) into the directory"));
+        return Err(EngineError::missing(format!(
+            "model directory \"{}\" has no tokenizer.json",
+            dir.display()
+        ))
+        .with_hint("copy the model's tokenizer.json (a fast tokenizer) into the directory"));
     }
     let config = read_json_if_exists(&dir.join("config.json"))?.unwrap_or(Value::Null);
-    let st_config = read_json_if_exists(&dir.join("config_sentence_transformers.json"))?.unwrap_or(Value::Null);
-    let tokenizer_config = read_json_if_exists(&dir.join("tokenizer_config.json"))?.unwrap_or(Value::Null);
+    let st_config =
+        read_json_if_exists(&dir.join("config_sentence_transformers.json"))?.unwrap_or(Value::Null);
+    let tokenizer_config =
+        read_json_if_exists(&dir.join("tokenizer_config.json"))?.unwrap_or(Value::Null);
 
     let modules_path = dir.join("modules.json");
     let (layout, head, lowercase) = if modules_path.is_file() {
@@ -161,9 +173,15 @@ fn special_token(tokenizer_config: &Value, key: &str) -> Option<String> {
 /// pad_token_id + 1, so two of their positions are unusable.
 fn max_positions(config: &Value) -> Option<usize> {
     let n = config.get("max_position_embeddings")?.as_u64()? as usize;
-    let model_type = config.get("model_type").and_then(Value::as_str).unwrap_or("");
+    let model_type = config
+        .get("model_type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if matches!(model_type, "roberta" | "xlm-roberta" | "camembert") {
-        let pad = config.get("pad_token_id").and_then(Value::as_u64).unwrap_or(1) as usize;
+        let pad = config
+            .get("pad_token_id")
+            .and_then(Value::as_u64)
+            .unwrap_or(1) as usize;
         Some(n.saturating_sub(pad + 1))
     } else {
         Some(n)
@@ -176,12 +194,18 @@ fn max_positions(config: &Value) -> Option<usize> {
 fn model_activation(layout: Layout, config: &Value, st_config: &Value) -> Result<Activation> {
     let configured = st_config
         .get("activation_fn")
-        .or_else(|| config.get("sentence_transformers").and_then(|s| s.get("activation_fn")))
+        .or_else(|| {
+            config
+                .get("sentence_transformers")
+                .and_then(|s| s.get("activation_fn"))
+        })
         .and_then(Value::as_str);
     match configured {
         Some(name) => Activation::from_torch_name(name).ok_or_else(|| {
-            EngineError::unsupported(format!("the model's activation_fn \"{name}\" is not supported"))
-                .with_hint("set ettin.activation to 'raw' or 'sigmoid'")
+            EngineError::unsupported(format!(
+                "the model's activation_fn \"{name}\" is not supported"
+            ))
+            .with_hint("set ettin.activation to 'raw' or 'sigmoid'")
         }),
         None => Ok(match layout {
             Layout::Classic => Activation::Sigmoid,
@@ -204,12 +228,18 @@ fn module_kind(type_path: &str) -> Option<&str> {
 fn read_modules(dir: &Path, modules_path: &Path, config: &Value) -> Result<(Head, bool)> {
     let modules = read_json(modules_path)?;
     let modules = modules.as_array().ok_or_else(|| {
-        EngineError::external(format!("\"{}\" is not a JSON list of modules", modules_path.display()))
+        EngineError::external(format!(
+            "\"{}\" is not a JSON list of modules",
+            modules_path.display()
+        ))
     })?;
     let mut pooling: Option<Pooling> = None;
     let mut layers = Vec::new();
     let mut lowercase = false;
-    let mut hidden_size = config.get("hidden_size").and_then(Value::as_u64).map(|v| v as usize);
+    let mut hidden_size = config
+        .get("hidden_size")
+        .and_then(Value::as_u64)
+        .map(|v| v as usize);
     for (position, module) in modules.iter().enumerate() {
         let type_path = module.get("type").and_then(Value::as_str).unwrap_or("");
         let rel = module.get("path").and_then(Value::as_str).unwrap_or("");
@@ -254,12 +284,22 @@ fn read_modules(dir: &Path, modules_path: &Path, config: &Value) -> Result<(Head
         }
     }
     let pooling = pooling.ok_or_else(|| {
-        EngineError::unsupported(format!("model \"{}\": modules.json has no Pooling module", dir.display()))
+        EngineError::unsupported(format!(
+            "model \"{}\": modules.json has no Pooling module",
+            dir.display()
+        ))
     })?;
     let hidden_size = hidden_size.ok_or_else(|| {
-        EngineError::external(format!("model \"{}\": hidden size unknown (no config.json hidden_size)", dir.display()))
+        EngineError::external(format!(
+            "model \"{}\": hidden size unknown (no config.json hidden_size)",
+            dir.display()
+        ))
     })?;
-    let head = Head { pooling, hidden_size, layers };
+    let head = Head {
+        pooling,
+        hidden_size,
+        layers,
+    };
     head.validate().map_err(|e| EngineError {
         message: format!("model \"{}\": {}", dir.display(), e.message),
         ..e
@@ -283,10 +323,21 @@ fn read_pooling(cfg: &Value, module_dir: &Path) -> Result<Pooling> {
     let mode = match cfg.get("pooling_mode").and_then(Value::as_str) {
         Some(mode) => mode.to_owned(),
         None => {
-            let flags = ["cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens", "weightedmean_tokens", "lasttoken"];
+            let flags = [
+                "cls_token",
+                "mean_tokens",
+                "max_tokens",
+                "mean_sqrt_len_tokens",
+                "weightedmean_tokens",
+                "lasttoken",
+            ];
             let on: Vec<&str> = flags
                 .iter()
-                .filter(|f| cfg.get(format!("pooling_mode_{f}")).and_then(Value::as_bool).unwrap_or(false))
+                .filter(|f| {
+                    cfg.get(format!("pooling_mode_{f}"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                })
                 .copied()
                 .collect();
             match on.as_slice() {
@@ -321,16 +372,25 @@ impl ModuleWeights {
             } else {
                 "copy the module's model.safetensors from the model repository"
             };
-            return Err(EngineError::missing(format!("head weights \"{}\" do not exist", path.display())).with_hint(hint));
+            return Err(EngineError::missing(format!(
+                "head weights \"{}\" do not exist",
+                path.display()
+            ))
+            .with_hint(hint));
         }
-        let bytes = std::fs::read(&path)
-            .map_err(|e| EngineError::external(format!("could not read \"{}\"", path.display())).with_detail(e))?;
+        let bytes = std::fs::read(&path).map_err(|e| {
+            EngineError::external(format!("could not read \"{}\"", path.display())).with_detail(e)
+        })?;
         Ok(ModuleWeights { path, bytes })
     }
 
     fn tensor(&self, name: &str, expected_shape: &[usize]) -> Result<Option<Vec<f32>>> {
         let tensors = SafeTensors::deserialize(&self.bytes).map_err(|e| {
-            EngineError::external(format!("\"{}\" is not a valid safetensors file", self.path.display())).with_detail(e)
+            EngineError::external(format!(
+                "\"{}\" is not a valid safetensors file",
+                self.path.display()
+            ))
+            .with_detail(e)
         })?;
         let view = match tensors.tensor(name) {
             Ok(v) => v,
@@ -343,7 +403,9 @@ impl ModuleWeights {
                 view.shape(),
                 expected_shape
             ))
-            .with_hint("the head weights do not match the module's config.json; re-export the model"));
+            .with_hint(
+                "the head weights do not match the module's config.json; re-export the model",
+            ));
         }
         if view.dtype() != Dtype::F32 {
             return Err(EngineError::unsupported(format!(
@@ -352,20 +414,34 @@ impl ModuleWeights {
                 view.dtype()
             )));
         }
-        Ok(Some(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()))
+        Ok(Some(
+            view.data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ))
     }
 
     fn required(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<f32>> {
         self.tensor(name, expected_shape)?.ok_or_else(|| {
-            EngineError::external(format!("\"{}\" has no tensor \"{name}\"", self.path.display()))
+            EngineError::external(format!(
+                "\"{}\" has no tensor \"{name}\"",
+                self.path.display()
+            ))
         })
     }
 }
 
 fn config_usize(cfg: &Value, key: &str, path: &Path) -> Result<usize> {
-    cfg.get(key).and_then(Value::as_u64).map(|v| v as usize).ok_or_else(|| {
-        EngineError::external(format!("\"{}\" lacks the integer \"{key}\"", path.display()))
-    })
+    cfg.get(key)
+        .and_then(Value::as_u64)
+        .map(|v| v as usize)
+        .ok_or_else(|| {
+            EngineError::external(format!(
+                "\"{}\" lacks the integer \"{key}\"",
+                path.display()
+            ))
+        })
 }
 
 fn read_dense(module_dir: &Path) -> Result<Dense> {
@@ -386,8 +462,18 @@ fn read_dense(module_dir: &Path) -> Result<Dense> {
     })?;
     let weights = ModuleWeights::open(module_dir)?;
     let weight = weights.required("linear.weight", &[out_features, in_features])?;
-    let bias = if has_bias { Some(weights.required("linear.bias", &[out_features])?) } else { None };
-    Ok(Dense { in_features, out_features, weight, bias, activation })
+    let bias = if has_bias {
+        Some(weights.required("linear.bias", &[out_features])?)
+    } else {
+        None
+    };
+    Ok(Dense {
+        in_features,
+        out_features,
+        weight,
+        bias,
+        activation,
+    })
 }
 
 fn read_layer_norm(module_dir: &Path) -> Result<LayerNorm> {
@@ -414,24 +500,51 @@ mod tests {
             resolve_model_dir(root, "cross-encoder/ettin-reranker-17m-v1").unwrap(),
             PathBuf::from("/models/cross-encoder/ettin-reranker-17m-v1")
         );
-        assert_eq!(resolve_model_dir(root, "local").unwrap(), PathBuf::from("/models/local"));
+        assert_eq!(
+            resolve_model_dir(root, "local").unwrap(),
+            PathBuf::from("/models/local")
+        );
     }
 
     #[test]
     fn model_names_that_escape_the_root_are_rejected() {
         let root = Path::new("/models");
-        for name in ["", "../etc", "a/../../b", "/etc/passwd", "a//b", "a/", "./a", "a/.", "a\\..\\b", "a\0b"] {
+        for name in [
+            "",
+            "../etc",
+            "a/../../b",
+            "/etc/passwd",
+            "a//b",
+            "a/",
+            "./a",
+            "a/.",
+            "a\\..\\b",
+            "a\0b",
+        ] {
             let err = resolve_model_dir(root, name).unwrap_err();
-            assert_eq!(err.kind, crate::error::ErrorKind::InvalidParameter, "{name:?}");
+            assert_eq!(
+                err.kind,
+                crate::error::ErrorKind::InvalidParameter,
+                "{name:?}"
+            );
             assert!(err.hint.is_some());
         }
     }
 
     #[test]
     fn module_type_names_of_all_sentence_transformers_versions_are_recognised() {
-        assert_eq!(module_kind("sentence_transformers.models.Transformer"), Some("Transformer"));
-        assert_eq!(module_kind("sentence_transformers.models.Dense"), Some("Dense"));
-        assert_eq!(module_kind("sentence_transformers.base.modules.Dense"), Some("Dense"));
+        assert_eq!(
+            module_kind("sentence_transformers.models.Transformer"),
+            Some("Transformer")
+        );
+        assert_eq!(
+            module_kind("sentence_transformers.models.Dense"),
+            Some("Dense")
+        );
+        assert_eq!(
+            module_kind("sentence_transformers.base.modules.Dense"),
+            Some("Dense")
+        );
         assert_eq!(module_kind("sentence_transformers.models.Normalize"), None);
         assert_eq!(module_kind("my_package.Dense"), None);
     }

@@ -98,7 +98,11 @@ impl Layer {
                 for o in 0..d.out_features {
                     let row = &d.weight[o * d.in_features..(o + 1) * d.in_features];
                     // f64 accumulation keeps the head's rounding error far below the 1e-3 σ budget.
-                    let mut acc: f64 = row.iter().zip(x).map(|(w, v)| (*w as f64) * (*v as f64)).sum();
+                    let mut acc: f64 = row
+                        .iter()
+                        .zip(x)
+                        .map(|(w, v)| (*w as f64) * (*v as f64))
+                        .sum();
                     if let Some(b) = &d.bias {
                         acc += b[o] as f64;
                     }
@@ -210,7 +214,11 @@ mod tests {
                     bias: None,
                     activation: Activation::Identity,
                 }),
-                Layer::LayerNorm(LayerNorm { weight: vec![1.0, 1.0], bias: vec![0.0, 0.0], eps: 0.0 }),
+                Layer::LayerNorm(LayerNorm {
+                    weight: vec![1.0, 1.0],
+                    bias: vec![0.0, 0.0],
+                    eps: 0.0,
+                }),
                 Layer::Dense(Dense {
                     in_features: 2,
                     out_features: 1,
@@ -239,12 +247,19 @@ mod tests {
             })],
         };
         let err = head.validate().unwrap_err();
-        assert!(err.message.contains("expects 2 inputs but receives 3"), "{err}");
+        assert!(
+            err.message.contains("expects 2 inputs but receives 3"),
+            "{err}"
+        );
     }
 
     #[test]
     fn mean_pooling_ignores_masked_tokens() {
-        let head = Head { pooling: Pooling::Mean, hidden_size: 2, layers: vec![] };
+        let head = Head {
+            pooling: Pooling::Mean,
+            hidden_size: 2,
+            layers: vec![],
+        };
         let mut out = Vec::new();
         head.pool(&[1.0, 2.0, 3.0, 4.0, 100.0, 100.0], &[1, 1, 0], &mut out);
         assert_eq!(out, vec![2.0, 3.0]);

@@ -60,8 +60,12 @@ impl Model {
     pub fn load(runtime: &Runtime, dir: &Path, options: LoadOptions) -> Result<Model> {
         let started = Instant::now();
         let files = read_model_files(dir)?;
-        let tokenizer =
-            PairTokenizer::load(&files.tokenizer, files.pad_token.as_deref(), files.pad_token_id, files.lowercase)?;
+        let tokenizer = PairTokenizer::load(
+            &files.tokenizer,
+            files.pad_token.as_deref(),
+            files.pad_token_id,
+            files.lowercase,
+        )?;
         let onnx_error = |what: &str, detail: &dyn std::fmt::Display| {
             EngineError::external(format!("could not load ONNX model \"{}\": {what}", files.onnx.display()))
                 .with_detail(detail)
@@ -69,8 +73,14 @@ impl Model {
         };
         let session = crate::signals::with_signals_blocked(|| -> Result<Session> {
             Session::builder(&runtime.environment)
-                .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
-                .and_then(|b| b.with_intra_threads(options.intra_threads).map_err(Into::into))
+                .and_then(|b| {
+                    b.with_optimization_level(GraphOptimizationLevel::Level3)
+                        .map_err(Into::into)
+                })
+                .and_then(|b| {
+                    b.with_intra_threads(options.intra_threads)
+                        .map_err(Into::into)
+                })
                 // A database server shares its cores: idle ORT threads must sleep, not spin.
                 .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
                 .map_err(|e| onnx_error("session options were refused", &e))?
@@ -80,13 +90,25 @@ impl Model {
 
         let input_names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for input in session.inputs() {
-            if !matches!(input.name(), "input_ids" | "attention_mask" | "token_type_ids") {
+            if !matches!(
+                input.name(),
+                "input_ids" | "attention_mask" | "token_type_ids"
+            ) {
                 return Err(onnx_error(
-                    &format!("it declares the input \"{}\", which ettin cannot feed", input.name()),
+                    &format!(
+                        "it declares the input \"{}\", which ettin cannot feed",
+                        input.name()
+                    ),
                     &format!("inputs: {input_names:?}"),
                 ));
             }
-            if !matches!(input.dtype(), ValueType::Tensor { ty: ort::value::TensorElementType::Int64, .. }) {
+            if !matches!(
+                input.dtype(),
+                ValueType::Tensor {
+                    ty: ort::value::TensorElementType::Int64,
+                    ..
+                }
+            ) {
                 return Err(onnx_error(
                     &format!("input \"{}\" is not int64", input.name()),
                     &format!("{:?}", input.dtype()),
@@ -94,20 +116,32 @@ impl Model {
             }
         }
         if !input_names.contains(&"input_ids") {
-            return Err(onnx_error("it has no input_ids input", &format!("inputs: {input_names:?}")));
+            return Err(onnx_error(
+                "it has no input_ids input",
+                &format!("inputs: {input_names:?}"),
+            ));
         }
         let output_names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         let wanted: &[&str] = match files.layout {
             Layout::Modular => &HIDDEN_OUTPUTS,
             Layout::Classic => &[LOGITS_OUTPUT],
         };
-        let output = session.outputs().iter().find(|o| wanted.contains(&o.name())).ok_or_else(|| {
-            onnx_error(
-                &format!("a {} model needs an output named {}", files.layout.as_str(), wanted.join(" or ")),
-                &format!("outputs: {output_names:?}"),
-            )
-        })?;
-        check_output_shape(&files, output.dtype()).map_err(|what| onnx_error(&what, &format!("{:?}", output.dtype())))?;
+        let output = session
+            .outputs()
+            .iter()
+            .find(|o| wanted.contains(&o.name()))
+            .ok_or_else(|| {
+                onnx_error(
+                    &format!(
+                        "a {} model needs an output named {}",
+                        files.layout.as_str(),
+                        wanted.join(" or ")
+                    ),
+                    &format!("outputs: {output_names:?}"),
+                )
+            })?;
+        check_output_shape(&files, output.dtype())
+            .map_err(|what| onnx_error(&what, &format!("{:?}", output.dtype())))?;
         let output_name = output.name().to_owned();
         let feeds_attention_mask = input_names.contains(&"attention_mask");
         let feeds_token_type_ids = input_names.contains(&"token_type_ids");
@@ -168,7 +202,11 @@ impl Model {
         let pad_id = self.tokenizer.pad_id();
         let mut ids = Vec::with_capacity(rows * seq);
         let mut mask = Vec::with_capacity(rows * seq);
-        let mut type_ids = Vec::with_capacity(if self.feeds_token_type_ids { rows * seq } else { 0 });
+        let mut type_ids = Vec::with_capacity(if self.feeds_token_type_ids {
+            rows * seq
+        } else {
+            0
+        });
         for e in batch {
             let pad = seq - e.ids.len();
             ids.extend_from_slice(&e.ids);
@@ -181,25 +219,47 @@ impl Model {
             }
         }
         let run_error = |e: ort::Error| {
-            EngineError::external(format!("ONNX Runtime failed to run \"{}\"", self.files.onnx.display())).with_detail(e)
+            EngineError::external(format!(
+                "ONNX Runtime failed to run \"{}\"",
+                self.files.onnx.display()
+            ))
+            .with_detail(e)
         };
         let shape = [rows, seq];
-        let mut inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)> =
-            vec![("input_ids".into(), Tensor::from_array((shape, ids)).map_err(run_error)?.into())];
+        let mut inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)> = vec![(
+            "input_ids".into(),
+            Tensor::from_array((shape, ids)).map_err(run_error)?.into(),
+        )];
         // The head needs the mask (mean pooling) even when the graph does not take it.
         if self.feeds_attention_mask {
-            inputs.push(("attention_mask".into(), Tensor::from_array((shape, mask.clone())).map_err(run_error)?.into()));
+            inputs.push((
+                "attention_mask".into(),
+                Tensor::from_array((shape, mask.clone()))
+                    .map_err(run_error)?
+                    .into(),
+            ));
         }
         if self.feeds_token_type_ids {
-            inputs.push(("token_type_ids".into(), Tensor::from_array((shape, type_ids)).map_err(run_error)?.into()));
+            inputs.push((
+                "token_type_ids".into(),
+                Tensor::from_array((shape, type_ids))
+                    .map_err(run_error)?
+                    .into(),
+            ));
         }
         let mut session = self.session.lock();
         let outputs = session.run(inputs).map_err(run_error)?;
-        let (out_shape, data) = outputs[self.output_name.as_str()].try_extract_tensor::<f32>().map_err(run_error)?;
+        let (out_shape, data) = outputs[self.output_name.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(run_error)?;
         match &self.files.head {
             Some(head) => {
                 let hidden = head.hidden_size;
-                if out_shape.len() != 3 || out_shape[0] as usize != rows || out_shape[1] as usize != seq || out_shape[2] as usize != hidden {
+                if out_shape.len() != 3
+                    || out_shape[0] as usize != rows
+                    || out_shape[1] as usize != seq
+                    || out_shape[2] as usize != hidden
+                {
                     return Err(EngineError::external(format!(
                         "\"{}\" returned shape {:?}, expected [{rows}, {seq}, {hidden}]",
                         self.files.onnx.display(),
@@ -241,7 +301,10 @@ fn check_output_shape(files: &ModelFiles, dtype: &ValueType) -> std::result::Res
     match &files.head {
         Some(head) => {
             if shape.len() != 3 {
-                return Err(format!("its output has rank {}, a backbone's last_hidden_state has rank 3", shape.len()));
+                return Err(format!(
+                    "its output has rank {}, a backbone's last_hidden_state has rank 3",
+                    shape.len()
+                ));
             }
             if shape[2] > 0 && shape[2] as usize != head.hidden_size {
                 return Err(format!(
@@ -252,7 +315,10 @@ fn check_output_shape(files: &ModelFiles, dtype: &ValueType) -> std::result::Res
         }
         None => {
             if shape.len() != 2 || (shape[1] > 0 && shape[1] != 1) {
-                return Err(format!("its logits have shape {:?}; ettin needs one logit per pair", &shape[..]));
+                return Err(format!(
+                    "its logits have shape {:?}; ettin needs one logit per pair",
+                    &shape[..]
+                ));
             }
         }
     }

@@ -19,7 +19,12 @@ struct Entry {
 static MODELS: Mutex<Vec<Entry>> = parking_lot::const_mutex(Vec::new());
 
 /// The cached model for `dir`, loading it on first use. `name` is how the caller named it.
-pub fn get_or_load(runtime: &Runtime, name: &str, dir: &Path, options: LoadOptions) -> Result<Arc<Model>> {
+pub fn get_or_load(
+    runtime: &Runtime,
+    name: &str,
+    dir: &Path,
+    options: LoadOptions,
+) -> Result<Arc<Model>> {
     if let Some(model) = cached(dir) {
         return Ok(model);
     }
@@ -29,17 +34,29 @@ pub fn get_or_load(runtime: &Runtime, name: &str, dir: &Path, options: LoadOptio
     if let Some(existing) = models.iter().find(|e| e.dir == dir) {
         return Ok(Arc::clone(&existing.model));
     }
-    models.push(Entry { dir: dir.to_path_buf(), name: name.to_owned(), model: Arc::clone(&model) });
+    models.push(Entry {
+        dir: dir.to_path_buf(),
+        name: name.to_owned(),
+        model: Arc::clone(&model),
+    });
     Ok(model)
 }
 
 pub fn cached(dir: &Path) -> Option<Arc<Model>> {
-    MODELS.lock().iter().find(|e| e.dir == dir).map(|e| Arc::clone(&e.model))
+    MODELS
+        .lock()
+        .iter()
+        .find(|e| e.dir == dir)
+        .map(|e| Arc::clone(&e.model))
 }
 
 /// Every model loaded in this process with the name it was first asked for, in load order.
 pub fn loaded_named() -> Vec<(String, Arc<Model>)> {
-    MODELS.lock().iter().map(|e| (e.name.clone(), Arc::clone(&e.model))).collect()
+    MODELS
+        .lock()
+        .iter()
+        .map(|e| (e.name.clone(), Arc::clone(&e.model)))
+        .collect()
 }
 
 pub fn loaded_count() -> usize {

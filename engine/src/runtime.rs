@@ -72,13 +72,19 @@ fn load_uncached(library: &Path) -> Result<Runtime> {
             ));
     }
     let version = library_version(library)?;
-    let minor = version.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).unwrap_or(0);
+    let minor = version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(0);
     if minor < REQUIRED_MINOR {
         return Err(EngineError::unsupported(format!(
             "ONNX Runtime at \"{}\" is version {version}; ettin needs 1.{REQUIRED_MINOR} or newer",
             library.display()
         ))
-        .with_hint("install ONNX Runtime 1.31.1 (`make install`) or point ettin.onnxruntime_library at it"));
+        .with_hint(
+            "install ONNX Runtime 1.31.1 (`make install`) or point ettin.onnxruntime_library at it",
+        ));
     }
     ort::init_from(library).map_err(|e| load_error(library, &e.to_string()))?;
     let environment = crate::signals::with_signals_blocked(|| {
@@ -86,7 +92,12 @@ fn load_uncached(library: &Path) -> Result<Runtime> {
     })
     .map_err(|e| load_error(library, &e.to_string()))?;
     let providers = available_providers().map_err(|e| load_error(library, &e))?;
-    Ok(Runtime { library: library.to_path_buf(), version, providers, environment })
+    Ok(Runtime {
+        library: library.to_path_buf(),
+        version,
+        providers,
+        environment,
+    })
 }
 
 /// Read the version string of an ONNX Runtime library without handing it to `ort`, so an old
@@ -94,10 +105,16 @@ fn load_uncached(library: &Path) -> Result<Runtime> {
 fn library_version(library: &Path) -> Result<String> {
     type GetApiBase = unsafe extern "C" fn() -> *const ort::sys::OrtApiBase;
     // SAFETY: loading a shared library runs its initialisers; that is the point of the setting.
-    let lib = unsafe { libloading::Library::new(library) }.map_err(|e| load_error(library, &e.to_string()))?;
+    let lib = unsafe { libloading::Library::new(library) }
+        .map_err(|e| load_error(library, &e.to_string()))?;
     // SAFETY: the symbol type is the documented C signature of OrtGetApiBase.
-    let getter: libloading::Symbol<GetApiBase> = unsafe { lib.get(b"OrtGetApiBase") }
-        .map_err(|_| load_error(library, "it does not export OrtGetApiBase (not an ONNX Runtime library)"))?;
+    let getter: libloading::Symbol<GetApiBase> =
+        unsafe { lib.get(b"OrtGetApiBase") }.map_err(|_| {
+            load_error(
+                library,
+                "it does not export OrtGetApiBase (not an ONNX Runtime library)",
+            )
+        })?;
     // SAFETY: OrtGetApiBase takes no arguments and returns a static struct (or null).
     let base = unsafe { getter() };
     if base.is_null() {
@@ -109,7 +126,9 @@ fn library_version(library: &Path) -> Result<String> {
         return Err(load_error(library, "GetVersionString returned null"));
     }
     // SAFETY: ONNX Runtime returns a static NUL-terminated string.
-    let version = unsafe { CStr::from_ptr(raw) }.to_string_lossy().into_owned();
+    let version = unsafe { CStr::from_ptr(raw) }
+        .to_string_lossy()
+        .into_owned();
     // Keep the library mapped: `ort` opens the same file next, and unmapping and remapping
     // it would run its initialisers twice.
     std::mem::forget(lib);
@@ -128,7 +147,11 @@ fn available_providers() -> std::result::Result<Vec<String>, String> {
     }
     let names = (0..count as isize)
         // SAFETY: ONNX Runtime returned `count` valid C strings in `list`.
-        .map(|i| unsafe { CStr::from_ptr(*list.offset(i)) }.to_string_lossy().into_owned())
+        .map(|i| {
+            unsafe { CStr::from_ptr(*list.offset(i)) }
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     // SAFETY: releasing the list ONNX Runtime allocated, with its length.
     let status = unsafe { (api.ReleaseAvailableProviders)(list, count) };
@@ -136,12 +159,17 @@ fn available_providers() -> std::result::Result<Vec<String>, String> {
     Ok(names)
 }
 
-fn check_status(api: &ort::sys::OrtApi, status: ort::sys::OrtStatusPtr) -> std::result::Result<(), String> {
+fn check_status(
+    api: &ort::sys::OrtApi,
+    status: ort::sys::OrtStatusPtr,
+) -> std::result::Result<(), String> {
     if status.0.is_null() {
         return Ok(());
     }
     // SAFETY: non-null status from the API; read its message, then free it once.
-    let message = unsafe { CStr::from_ptr((api.GetErrorMessage)(status.0)) }.to_string_lossy().into_owned();
+    let message = unsafe { CStr::from_ptr((api.GetErrorMessage)(status.0)) }
+        .to_string_lossy()
+        .into_owned();
     unsafe { (api.ReleaseStatus)(status.0) };
     Err(message)
 }

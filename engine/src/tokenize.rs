@@ -34,10 +34,20 @@ const PAD_TOKENS: [&str; 4] = ["[PAD]", "<pad>", "<|pad|>", "<|endoftext|>"];
 
 impl PairTokenizer {
     /// Load `tokenizer.json`. `pad_token`/`pad_id_hint` come from the model's configs when known.
-    pub fn load(path: &Path, pad_token: Option<&str>, config_pad_id: Option<i64>, lowercase: bool) -> Result<Self> {
+    pub fn load(
+        path: &Path,
+        pad_token: Option<&str>,
+        config_pad_id: Option<i64>,
+        lowercase: bool,
+    ) -> Result<Self> {
         if !path.is_file() {
-            return Err(EngineError::missing(format!("tokenizer file \"{}\" does not exist", path.display()))
-                .with_hint("a model directory needs tokenizer.json; run the export tool on the model"));
+            return Err(EngineError::missing(format!(
+                "tokenizer file \"{}\" does not exist",
+                path.display()
+            ))
+            .with_hint(
+                "a model directory needs tokenizer.json; run the export tool on the model",
+            ));
         }
         let mut base = Tokenizer::from_file(path).map_err(|e| {
             EngineError::external(format!("could not read tokenizer \"{}\"", path.display()))
@@ -49,11 +59,22 @@ impl PairTokenizer {
             .or_else(|| base.get_padding().map(|p| p.pad_id))
             .map(|id| id as i64)
             .or(config_pad_id)
-            .or_else(|| PAD_TOKENS.iter().find_map(|t| base.token_to_id(t)).map(|id| id as i64))
+            .or_else(|| {
+                PAD_TOKENS
+                    .iter()
+                    .find_map(|t| base.token_to_id(t))
+                    .map(|id| id as i64)
+            })
             .unwrap_or(0);
         base.with_padding(None);
-        base.with_truncation(None).map_err(|e| EngineError::external("tokenizer rejected truncation").with_detail(e))?;
-        Ok(PairTokenizer { base, pad_id, lowercase, by_max_length: Mutex::new(HashMap::new()) })
+        base.with_truncation(None)
+            .map_err(|e| EngineError::external("tokenizer rejected truncation").with_detail(e))?;
+        Ok(PairTokenizer {
+            base,
+            pad_id,
+            lowercase,
+            by_max_length: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn pad_id(&self) -> i64 {
@@ -73,7 +94,10 @@ impl PairTokenizer {
             direction: TruncationDirection::Right,
         }))
         .map_err(|e| {
-            EngineError::invalid(format!("max_length {max_length} is too small for this tokenizer")).with_detail(e)
+            EngineError::invalid(format!(
+                "max_length {max_length} is too small for this tokenizer"
+            ))
+            .with_detail(e)
         })?;
         let t = Arc::new(t);
         cache.insert(max_length, Arc::clone(&t));
@@ -82,17 +106,26 @@ impl PairTokenizer {
 
     /// Encode each (query, document) pair with the tokenizer's pair template, truncated to
     /// `max_length` tokens in total.
-    pub fn encode_pairs(&self, pairs: &[(&str, &str)], max_length: usize) -> Result<Vec<EncodedPair>> {
+    pub fn encode_pairs(
+        &self,
+        pairs: &[(&str, &str)],
+        max_length: usize,
+    ) -> Result<Vec<EncodedPair>> {
         let tokenizer = self.configured(max_length)?;
         pairs
             .iter()
             .map(|(q, d)| {
                 let encoding = if self.lowercase {
-                    tokenizer.encode_fast(EncodeInput::Dual(q.to_lowercase().into(), d.to_lowercase().into()), true)
+                    tokenizer.encode_fast(
+                        EncodeInput::Dual(q.to_lowercase().into(), d.to_lowercase().into()),
+                        true,
+                    )
                 } else {
                     tokenizer.encode_fast(EncodeInput::Dual((*q).into(), (*d).into()), true)
                 }
-                .map_err(|e| EngineError::external("the tokenizer failed on an input").with_detail(e))?;
+                .map_err(|e| {
+                    EngineError::external("the tokenizer failed on an input").with_detail(e)
+                })?;
                 Ok(EncodedPair {
                     ids: encoding.get_ids().iter().map(|v| *v as i64).collect(),
                     type_ids: encoding.get_type_ids().iter().map(|v| *v as i64).collect(),

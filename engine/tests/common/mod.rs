@@ -10,19 +10,26 @@ use ettin_engine::{ActivationChoice, BatchLimits, LoadOptions, Model, ScoreOptio
 
 /// ONNX Runtime for tests: `ETTIN_ORT_LIB`, else the copy `make deps` extracts into .build/.
 pub fn runtime() -> &'static Runtime {
-    let path = std::env::var("ETTIN_ORT_LIB").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../.build/onnxruntime/libonnxruntime.so.1.31.1")
-    });
+    let path = std::env::var("ETTIN_ORT_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../.build/onnxruntime/libonnxruntime.so.1.31.1")
+        });
     let path = path.canonicalize().unwrap_or(path);
-    runtime::load(&path).unwrap_or_else(|e| panic!("ONNX Runtime is needed for these tests (run `make deps`): {e}"))
+    runtime::load(&path)
+        .unwrap_or_else(|e| panic!("ONNX Runtime is needed for these tests (run `make deps`): {e}"))
 }
 
 pub fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/models")
+        .join(name)
 }
 
 pub fn load(dir: &Path) -> Model {
-    Model::load(runtime(), dir, LoadOptions { intra_threads: 1 }).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+    Model::load(runtime(), dir, LoadOptions { intra_threads: 1 })
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 pub struct Reference {
@@ -31,19 +38,34 @@ pub struct Reference {
 }
 
 pub fn reference(name: &str) -> Reference {
-    let text = std::fs::read_to_string(fixture_dir(name).join("reference.json")).expect("reference.json");
+    let text =
+        std::fs::read_to_string(fixture_dir(name).join("reference.json")).expect("reference.json");
     let v: serde_json::Value = serde_json::from_str(&text).expect("reference.json is JSON");
     let pairs = v["pairs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p[0].as_str().unwrap().to_owned(), p[1].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_owned(),
+                p[1].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let scores = v["scores"]
         .as_object()
         .unwrap()
         .iter()
-        .map(|(k, s)| (k.clone(), s.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()))
+        .map(|(k, s)| {
+            (
+                k.clone(),
+                s.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect(),
+            )
+        })
         .collect();
     Reference { pairs, scores }
 }
@@ -51,7 +73,10 @@ pub fn reference(name: &str) -> Reference {
 pub fn options(max_length: usize) -> ScoreOptions {
     ScoreOptions {
         max_length,
-        limits: BatchLimits { max_pairs: 32, max_tokens: 16384 },
+        limits: BatchLimits {
+            max_pairs: 32,
+            max_tokens: 16384,
+        },
         activation: ActivationChoice::Model,
     }
 }
@@ -63,7 +88,13 @@ pub fn std_dev(xs: &[f32]) -> f32 {
 }
 
 /// Assert every score is within `tolerance × σ(expected)` of the expected one.
-pub fn assert_close(label: &str, got: &[f32], expected: &[f32], tolerance: f32, pairs: &[(String, String)]) {
+pub fn assert_close(
+    label: &str,
+    got: &[f32],
+    expected: &[f32],
+    tolerance: f32,
+    pairs: &[(String, String)],
+) {
     assert_eq!(got.len(), expected.len(), "{label}: count");
     let limit = tolerance * std_dev(expected);
     let mut worst = (0.0f32, 0usize);
@@ -79,10 +110,15 @@ pub fn assert_close(label: &str, got: &[f32], expected: &[f32], tolerance: f32, 
         "{label}: pair {i} differs by {d} (> {limit}): got {} expected {} for {:?}",
         got[i],
         expected[i],
-        pairs.get(i).map(|p| (&p.0[..p.0.len().min(60)], &p.1[..p.1.len().min(60)]))
+        pairs
+            .get(i)
+            .map(|p| (&p.0[..p.0.len().min(60)], &p.1[..p.1.len().min(60)]))
     );
 }
 
 pub fn as_refs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
-    pairs.iter().map(|(q, d)| (q.as_str(), d.as_str())).collect()
+    pairs
+        .iter()
+        .map(|(q, d)| (q.as_str(), d.as_str()))
+        .collect()
 }

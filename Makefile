@@ -1,0 +1,36 @@
+# ettin — every target is idempotent and is what CI, users and the Dockerfile run.
+#   make demo   install what is missing, then retrieve-then-rerank in a private cluster
+#   make test   install what is missing, then every test suite
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+CARGO_TARGET_DIR ?= /var/tmp/ettin-target
+ORT_DIR ?= /var/cache/ettin/onnxruntime
+ETTIN_ORT_LIB ?= $(ORT_DIR)/libonnxruntime.so.1.31.1
+export PG_CONFIG CARGO_TARGET_DIR ORT_DIR ETTIN_ORT_LIB
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: deps install test test-engine test-sql demo fixtures fmt
+
+deps:
+	bash scripts/deps.sh
+
+install: deps
+	bash scripts/install.sh
+
+test: install test-engine test-sql
+
+# Engine tests: no Postgres; parity with sentence-transformers on the committed fixtures.
+test-engine:
+	cargo fmt --all --check
+	cargo test -p ettin-engine
+
+# SQL tests: the installed extension in a private cluster run as the postgres user.
+test-sql:
+	bash tests/run_sql_tests.sh
+
+demo: install
+	bash scripts/demo.sh
+
+# Regenerate the test models and reference scores (needs torch, transformers 5 and
+# sentence-transformers 6: pip install -r tools/requirements.txt).
+fixtures:
+	python3 tools/make_fixtures.py --out tests/fixtures/models
