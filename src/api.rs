@@ -64,6 +64,7 @@ fn score_options() -> ScoreOptions {
             guc::ActivationSetting::Raw => ActivationChoice::Raw,
             guc::ActivationSetting::Sigmoid => ActivationChoice::Sigmoid,
         },
+        max_total_tokens: guc::MAX_TOKENS_PER_CALL.get() as usize,
     }
 }
 

@@ -24,6 +24,10 @@ pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32);
 /// Most padded tokens (pairs × longest pair) in one ONNX Runtime call: bounds memory per batch.
 pub static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(16384);
 
+/// Memory guard: most tokens (after truncation) one function call may tokenize and score.
+/// Superuser-only so a user cannot lift it. The default fits 10 000 documents at 512 tokens.
+pub static MAX_TOKENS_PER_CALL: GucSetting<i32> = GucSetting::<i32>::new(8_000_000);
+
 /// ONNX Runtime intra-op threads per backend; 0 lets ONNX Runtime use one per physical core.
 /// Takes effect when a backend loads a model.
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
@@ -96,6 +100,16 @@ pub fn register() {
         16,
         1 << 22,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ettin.max_tokens_per_call",
+        c"Most tokens one call may tokenize and score (memory guard).",
+        c"Counted after truncation; a call over it fails with program_limit_exceeded.",
+        &MAX_TOKENS_PER_CALL,
+        1024,
+        i32::MAX,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(

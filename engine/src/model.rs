@@ -10,7 +10,7 @@ use ort::value::{Tensor, ValueType};
 use parking_lot::Mutex;
 
 use crate::batch::{plan_batches, BatchLimits};
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::{read_model_files, Layout, ModelFiles};
 use crate::head::Activation;
 use crate::runtime::Runtime;
@@ -38,6 +38,8 @@ pub struct ScoreOptions {
     pub max_length: usize,
     pub limits: BatchLimits,
     pub activation: ActivationChoice,
+    /// Memory guard: most tokens (after truncation) one call may hold.
+    pub max_total_tokens: usize,
 }
 
 pub struct Model {
@@ -53,6 +55,9 @@ pub struct Model {
 /// Backbone outputs ettin accepts for the modular layout, and the logits output of classic models.
 const HIDDEN_OUTPUTS: [&str; 2] = ["last_hidden_state", "token_embeddings"];
 const LOGITS_OUTPUT: &str = "logits";
+
+/// Pairs tokenized between two cancel checks.
+const ENCODE_CHUNK: usize = 256;
 
 impl Model {
     /// Read, validate and load the model in `dir`: every file is checked here, so a bad model
@@ -165,7 +170,8 @@ impl Model {
     }
 
     /// Score (query, document) pairs, returning one score per pair in input order.
-    /// `between_batches` runs before each ONNX Runtime call (the SQL layer checks for cancel there).
+    /// `between_batches` runs before each chunk of tokenization and each ONNX Runtime call (the
+    /// SQL layer checks for cancel there).
     pub fn score(
         &self,
         pairs: &[(&str, &str)],
@@ -176,7 +182,26 @@ impl Model {
             return Ok(Vec::new());
         }
         let max_length = self.effective_max_length(options.max_length);
-        let encoded = self.tokenizer.encode_pairs(pairs, max_length)?;
+        // Tokenizing thousands of long documents takes a while too: check for cancel per chunk.
+        let mut encoded = Vec::with_capacity(pairs.len());
+        let mut total_tokens = 0;
+        for chunk in pairs.chunks(ENCODE_CHUNK) {
+            between_batches();
+            let chunk = self.tokenizer.encode_pairs(chunk, max_length)?;
+            total_tokens += chunk.iter().map(|e| e.ids.len()).sum::<usize>();
+            if total_tokens > options.max_total_tokens {
+                return Err(EngineError::new(
+                    ErrorKind::TooLarge,
+                    format!(
+                        "this call needs more than {} tokens ({} pairs of up to {max_length} tokens)",
+                        options.max_total_tokens,
+                        pairs.len()
+                    ),
+                )
+                .with_hint("score fewer documents per call, lower ettin.max_length, or ask a superuser to raise ettin.max_tokens_per_call"));
+            }
+            encoded.extend(chunk);
+        }
         let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
         let mut scores = vec![0f32; pairs.len()];
         for batch in plan_batches(&lengths, options.limits) {
@@ -209,12 +234,12 @@ impl Model {
         });
         for e in batch {
             let pad = seq - e.ids.len();
-            ids.extend_from_slice(&e.ids);
+            ids.extend(e.ids.iter().map(|v| *v as i64));
             ids.extend(std::iter::repeat_n(pad_id, pad));
             mask.extend(std::iter::repeat_n(1i64, e.ids.len()));
             mask.extend(std::iter::repeat_n(0i64, pad));
             if self.feeds_token_type_ids {
-                type_ids.extend_from_slice(&e.type_ids);
+                type_ids.extend(e.type_ids.iter().map(|v| *v as i64));
                 type_ids.extend(std::iter::repeat_n(0i64, pad));
             }
         }

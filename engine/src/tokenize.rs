@@ -7,23 +7,24 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use tokenizers::normalizers::{Lowercase, NormalizerWrapper, Sequence};
 use tokenizers::{
     EncodeInput, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
 use crate::error::{EngineError, Result};
 
-/// One encoded (query, document) pair.
+/// One encoded (query, document) pair. Kept as u32 (what the tokenizer produces) until a batch
+/// is assembled, so thousands of encoded documents take half the memory of int64 tensors.
 #[derive(Debug, Clone, Default)]
 pub struct EncodedPair {
-    pub ids: Vec<i64>,
-    pub type_ids: Vec<i64>,
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
 }
 
 pub struct PairTokenizer {
     base: Tokenizer,
     pad_id: i64,
-    lowercase: bool,
     // Configuring truncation needs `&mut Tokenizer`, and max_length is a per-call setting:
     // keep one configured copy per length seen in this backend.
     by_max_length: Mutex<HashMap<usize, Arc<Tokenizer>>>,
@@ -33,7 +34,8 @@ pub struct PairTokenizer {
 const PAD_TOKENS: [&str; 4] = ["[PAD]", "<pad>", "<|pad|>", "<|endoftext|>"];
 
 impl PairTokenizer {
-    /// Load `tokenizer.json`. `pad_token`/`pad_id_hint` come from the model's configs when known.
+    /// Load `tokenizer.json`. `pad_token`/`config_pad_id` come from the model's configs when known;
+    /// `lowercase` is sentence-transformers' `do_lower_case`.
     pub fn load(
         path: &Path,
         pad_token: Option<&str>,
@@ -66,13 +68,23 @@ impl PairTokenizer {
                     .map(|id| id as i64)
             })
             .unwrap_or(0);
+        if lowercase {
+            // As sentence-transformers does: a Lowercase normalizer ahead of the file's own, so
+            // added tokens are still matched before lowercasing.
+            let mut chain: Vec<NormalizerWrapper> = vec![Lowercase.into()];
+            chain.extend(base.get_normalizer().cloned());
+            base.with_normalizer(Some(Sequence::new(chain)))
+                .map_err(|e| {
+                    EngineError::external("tokenizer rejected a lowercase normalizer")
+                        .with_detail(e)
+                })?;
+        }
         base.with_padding(None);
         base.with_truncation(None)
             .map_err(|e| EngineError::external("tokenizer rejected truncation").with_detail(e))?;
         Ok(PairTokenizer {
             base,
             pad_id,
-            lowercase,
             by_max_length: Mutex::new(HashMap::new()),
         })
     }
@@ -115,20 +127,14 @@ impl PairTokenizer {
         pairs
             .iter()
             .map(|(q, d)| {
-                let encoding = if self.lowercase {
-                    tokenizer.encode_fast(
-                        EncodeInput::Dual(q.to_lowercase().into(), d.to_lowercase().into()),
-                        true,
-                    )
-                } else {
-                    tokenizer.encode_fast(EncodeInput::Dual((*q).into(), (*d).into()), true)
-                }
-                .map_err(|e| {
-                    EngineError::external("the tokenizer failed on an input").with_detail(e)
-                })?;
+                let encoding = tokenizer
+                    .encode_fast(EncodeInput::Dual((*q).into(), (*d).into()), true)
+                    .map_err(|e| {
+                        EngineError::external("the tokenizer failed on an input").with_detail(e)
+                    })?;
                 Ok(EncodedPair {
-                    ids: encoding.get_ids().iter().map(|v| *v as i64).collect(),
-                    type_ids: encoding.get_type_ids().iter().map(|v| *v as i64).collect(),
+                    ids: encoding.get_ids().to_vec(),
+                    type_ids: encoding.get_type_ids().to_vec(),
                 })
             })
             .collect()

@@ -85,7 +85,7 @@ fn activation_choice_overrides_the_model_default() {
 }
 
 #[test]
-fn between_batches_runs_once_per_batch() {
+fn between_batches_runs_before_each_tokenization_chunk_and_each_batch() {
     let model = load(&fixture_dir("modular"));
     let reference = reference("modular");
     let pairs = as_refs(&reference.pairs);
@@ -95,5 +95,65 @@ fn between_batches_runs_once_per_batch() {
     model
         .score(&pairs[..95], &opts, &mut || calls += 1)
         .unwrap();
-    assert_eq!(calls, 10);
+    // 95 pairs: one tokenization chunk (256 pairs each), then 10 batches of at most 10.
+    assert_eq!(calls, 1 + 10);
+}
+
+#[test]
+fn the_token_guard_refuses_oversized_calls_before_running_the_model() {
+    let model = load(&fixture_dir("modular"));
+    let long = "free software ".repeat(400);
+    let pairs: Vec<(&str, &str)> = (0..50).map(|_| ("license", long.as_str())).collect();
+    let mut opts = options(512);
+    opts.max_total_tokens = 10_000;
+    let mut batches = 0;
+    let err = model
+        .score(&pairs, &opts, &mut || batches += 1)
+        .unwrap_err();
+    assert_eq!(err.kind, ettin_engine::ErrorKind::TooLarge);
+    assert!(err.message.contains("10000"), "{err}");
+    opts.max_total_tokens = 50 * 512;
+    assert_eq!(model.score(&pairs, &opts, &mut || {}).unwrap().len(), 50);
+}
+
+#[test]
+fn do_lower_case_lowercases_like_sentence_transformers() {
+    // The classic fixture's WordPiece normalizer already lowercases; the modular BPE does not, so
+    // do_lower_case must make "LICENSE" and "license" score the same.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = fixture_dir("modular");
+    for entry in walk(&src) {
+        let rel = entry.strip_prefix(&src).unwrap();
+        std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&entry, dir.join(rel)).unwrap();
+    }
+    let cfg = dir.join("sentence_bert_config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replacen('{', "{\"do_lower_case\": true,", 1)).unwrap();
+    let lower = load(&dir);
+    let plain = load(&src);
+    let pairs = [
+        ("FREE Software", "The GNU License"),
+        ("free software", "the gnu license"),
+    ];
+    let l = lower.score(&pairs, &options(512), &mut || {}).unwrap();
+    let p = plain.score(&pairs, &options(512), &mut || {}).unwrap();
+    assert_eq!(l[0], l[1]);
+    assert_eq!(l[1], p[1]);
+    assert_ne!(p[0], p[1]);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

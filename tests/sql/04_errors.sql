@@ -25,6 +25,7 @@ GRANT USAGE ON SCHEMA public TO ettin_user;
 SET ROLE ettin_user;
 SELECT pg_temp.expect_error($$SET ettin.model_dir = '/'$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.threads = 1$$, '42501', false);
+SELECT pg_temp.expect_error($$SET ettin.max_tokens_per_call = 100000000$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.onnxruntime_library = '/tmp/x.so'$$, '55P02', false);
 -- a user may pick a model and score
 SET ettin.model = 'ettin-test/modular';
@@ -34,3 +35,10 @@ DROP OWNED BY ettin_user;
 DROP ROLE ettin_user;
 -- after all that, this connection still works
 SELECT pg_temp.assert(rerank_score('q', 'd', 'ettin-test/classic') BETWEEN 0 AND 1, 'connection still usable');
+-- the memory guard: a call over ettin.max_tokens_per_call fails cleanly (superuser-only setting)
+SET ettin.max_tokens_per_call = 2000;
+SELECT pg_temp.expect_error(
+  $$SELECT rerank_score('license', array_fill(repeat('free software ', 300), ARRAY[20]), 'ettin-test/modular')$$, '54000');
+RESET ettin.max_tokens_per_call;
+SELECT pg_temp.assert(cardinality(rerank_score('license', array_fill(repeat('free software ', 300), ARRAY[20]), 'ettin-test/modular')) = 20,
+  'the same call fits the default guard');

@@ -78,6 +78,7 @@ pub fn options(max_length: usize) -> ScoreOptions {
             max_tokens: 16384,
         },
         activation: ActivationChoice::Model,
+        max_total_tokens: 1 << 24,
     }
 }
 
