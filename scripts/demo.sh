@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: a private Postgres with pgvector and ettin, candidates from a vector search,
-# reranked by a cross-encoder in the same SQL statement. Leaves no server running.
+# The main job: a private Postgres with pgvector and ettin; for each demo query, candidates from an
+# HNSW vector search (real all-MiniLM-L6-v2 embeddings, demo/) reranked by a cross-encoder in the
+# same statement, printed next to the vector-only ranking with timings. Leaves no server running.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export ETTIN_CLUSTER_ROOT=${ETTIN_CLUSTER_ROOT:-/var/tmp/ettin-demo}
@@ -21,4 +22,4 @@ trap '"$repo/scripts/cluster.sh" stop' EXIT
 "$repo/scripts/cluster.sh" start "ettin.model_dir = '$model_dir'" "ettin.model = '$model'"
 eval "$("$repo/scripts/cluster.sh" env)"
 psql -Xq -d postgres -c "DROP DATABASE IF EXISTS ettin_demo" -c "CREATE DATABASE ettin_demo" 2>/dev/null
-psql -X -d ettin_demo -v ON_ERROR_STOP=1 -f "$repo/sql/demo.sql"
+cd "$repo" && psql -X -q -d ettin_demo -v ON_ERROR_STOP=1 -f sql/demo.sql

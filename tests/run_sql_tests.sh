@@ -30,7 +30,7 @@ psql -Xq -d postgres -c "DROP DATABASE IF EXISTS ettin_test" -c "CREATE DATABASE
 status=0
 for test in "$here"/sql/[0-9]*.sql; do
   name=$(basename "$test" .sql)
-  if (cd "$here/sql" && psql -X -q -v ON_ERROR_STOP=1 -d ettin_test -f "$test" >"$ETTIN_CLUSTER_ROOT/$name.out" 2>&1); then
+  if (cd "$repo" && psql -X -q -v ON_ERROR_STOP=1 -d ettin_test -f "$test" >"$ETTIN_CLUSTER_ROOT/$name.out" 2>&1); then
     echo "ok   $name"
   else
     echo "FAIL $name"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/$name.out" | tail -20; status=1

@@ -1,5 +1,5 @@
 -- The extension installs without pgvector, reports its ONNX Runtime, and pgvector >= 0.8 is there.
-\i _helpers.sql
+\ir _helpers.sql
 CREATE EXTENSION ettin;
 SELECT pg_temp.assert(ettin_info()->>'onnxruntime' = '1.31.1', 'ettin_info() reports onnxruntime 1.31.1');
 SELECT pg_temp.assert(ettin_info()->>'library' LIKE '%/libonnxruntime.so.1.31.1', 'ettin_info() names the library');

@@ -1,6 +1,6 @@
 -- Every form of the API reproduces sentence-transformers' CrossEncoder.predict() scores for both
 -- model layouts at max_length 512 and 64, within 1e-3 × σ of the reference scores.
-\i _helpers.sql
+\ir _helpers.sql
 CREATE TEMP TABLE pairs AS
 SELECT model, i, pair->>0 AS query, pair->>1 AS document,
        (ref->'scores'->'512'->>(i::int - 1))::float8 AS s512,

@@ -1,5 +1,5 @@
 -- NULL rules, top_k, ties, the default model setting, activations and ettin_models().
-\i _helpers.sql
+\ir _helpers.sql
 SET ettin.model = 'ettin-test/modular';
 -- NULL query or document → NULL, no error
 SELECT pg_temp.assert(rerank_score(NULL, 'doc') IS NULL, 'NULL query gives NULL');

@@ -1,5 +1,5 @@
 -- Bad input is a clean ERROR with a SQLSTATE and a hint; the connection stays usable.
-\i _helpers.sql
+\ir _helpers.sql
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'no-such/model')$$, '58P01');
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', '../etc')$$, '22023');
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'a/../../b')$$, '22023');
