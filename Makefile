@@ -23,8 +23,10 @@ test-engine:
 	cargo fmt --all --check
 	cargo test -p ettin-engine
 
-# SQL tests: the installed extension in a private cluster run as the postgres user.
+# SQL tests: the installed extension in a private cluster run as the postgres user, then
+# psycopg 3 and SQLAlchemy clients against it.
 test-sql:
+	bash scripts/test-deps.sh
 	bash tests/run_sql_tests.sh
 
 demo: install

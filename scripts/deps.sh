@@ -22,6 +22,7 @@ for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt: installing ${missing[*]}"
   $SUDO apt-get update -q
@@ -71,3 +72,4 @@ if [ ! -f "$ORT_DIR/libonnxruntime.so.$ORT_VERSION" ]; then
   rm -rf "$tmp"
 fi
 log "ONNX Runtime: $ORT_DIR/libonnxruntime.so.$ORT_VERSION"
+

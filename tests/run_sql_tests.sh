@@ -37,6 +37,14 @@ for test in "$here"/sql/[0-9]*.sql; do
   fi
 done
 
+# Application clients (psycopg 3, SQLAlchemy) against the same cluster.
+venv=${ETTIN_TEST_VENV:-/var/cache/ettin/venv}
+if ETTIN_TEST_DB=ettin_test "$venv/bin/python" "$here/python/test_clients.py" >"$ETTIN_CLUSTER_ROOT/python.out" 2>&1; then
+  echo "ok   python clients ($(grep -c ' ok$' "$ETTIN_CLUSTER_ROOT/python.out") tests)"
+else
+  echo "FAIL python clients"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/python.out" | tail -30; status=1
+fi
+
 # No test may have crashed a backend: the postmaster never restarted, and nothing died by signal.
 if [ "$(psql -XAtq -d postgres -c "SELECT pg_postmaster_start_time()")" != "$started" ] ||
    grep -q "terminated by signal" "$ETTIN_CLUSTER_ROOT/server.log"; then
