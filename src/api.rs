@@ -43,9 +43,6 @@ fn model(name: Option<&str>) -> Arc<Model> {
     let name = name.unwrap_or(&default_name);
     let root = PathBuf::from(guc::string(&guc::MODEL_DIR));
     let dir = resolve_model_dir(&root, name).or_raise();
-    if let Some(model) = registry::cached(&dir) {
-        return model;
-    }
     let options = LoadOptions {
         intra_threads: guc::THREADS.get().max(0) as usize,
     };

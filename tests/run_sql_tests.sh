@@ -27,11 +27,14 @@ eval "$("$cluster" env)"
 started=$(psql -XAtq -d postgres -c "SELECT pg_postmaster_start_time()")
 psql -Xq -d postgres -c "DROP DATABASE IF EXISTS ettin_test" -c "CREATE DATABASE ettin_test"
 
+old_ort=${ETTIN_OLD_ORT_DIR:-/var/cache/ettin/onnxruntime-1.20.1}/libonnxruntime.so.1.20.1
+[ "$(id -u)" -ne 0 ] || chmod a+rx "$(dirname "$old_ort")"
 status=0
 for test in "$here"/sql/[0-9]*.sql; do
   name=$(basename "$test" .sql)
-  if (cd "$repo" && psql -X -q -v ON_ERROR_STOP=1 -d ettin_test -f "$test" >"$ETTIN_CLUSTER_ROOT/$name.out" 2>&1); then
-    echo "ok   $name"
+  t0=$(date +%s)
+  if (cd "$repo" && psql -X -q -v ON_ERROR_STOP=1 -v old_ort="$old_ort" -d ettin_test -f "$test" >"$ETTIN_CLUSTER_ROOT/$name.out" 2>&1); then
+    echo "ok   $name ($(( $(date +%s) - t0 ))s)"
   else
     echo "FAIL $name"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/$name.out" | tail -20; status=1
   fi
@@ -39,11 +42,23 @@ done
 
 # Application clients (psycopg 3, SQLAlchemy) against the same cluster.
 venv=${ETTIN_TEST_VENV:-/var/cache/ettin/venv}
-if ETTIN_TEST_DB=ettin_test "$venv/bin/python" "$here/python/test_clients.py" >"$ETTIN_CLUSTER_ROOT/python.out" 2>&1; then
-  echo "ok   python clients ($(grep -c ' ok$' "$ETTIN_CLUSTER_ROOT/python.out") tests)"
-else
-  echo "FAIL python clients"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/python.out" | tail -30; status=1
-fi
+for suite in test_clients test_cancel; do
+  if ETTIN_TEST_DB=ettin_test "$venv/bin/python" "$here/python/$suite.py" >"$ETTIN_CLUSTER_ROOT/$suite.out" 2>&1; then
+    echo "ok   $suite ($(sed -n 's/^Ran \([0-9]*\) tests.*/\1/p' "$ETTIN_CLUSTER_ROOT/$suite.out") tests)"
+    grep -E "^(statement_timeout|pg_cancel_backend)" "$ETTIN_CLUSTER_ROOT/$suite.out" | sed 's/^/     /' || true
+  else
+    echo "FAIL $suite"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/$suite.out" | tail -30; status=1
+  fi
+done
+
+# Short load (the full 8 clients x 5 minutes: DURATION=300 tests/load.sh) and a hot standby.
+for check in load standby; do
+  if ETTIN_TEST_DB=ettin_test bash "$here/$check.sh" >"$ETTIN_CLUSTER_ROOT/$check.out" 2>&1; then
+    echo "ok   $check"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/$check.out" | grep -v "^     *$" | head -12
+  else
+    echo "FAIL $check"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/$check.out" | tail -20; status=1
+  fi
+done
 
 # No test may have crashed a backend: the postmaster never restarted, and nothing died by signal.
 if [ "$(psql -XAtq -d postgres -c "SELECT pg_postmaster_start_time()")" != "$started" ] ||

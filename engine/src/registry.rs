@@ -42,7 +42,7 @@ pub fn get_or_load(
     Ok(model)
 }
 
-pub fn cached(dir: &Path) -> Option<Arc<Model>> {
+fn cached(dir: &Path) -> Option<Arc<Model>> {
     MODELS
         .lock()
         .iter()

@@ -117,7 +117,8 @@ impl PairTokenizer {
     }
 
     /// Encode each (query, document) pair with the tokenizer's pair template, truncated to
-    /// `max_length` tokens in total.
+    /// `max_length` tokens in total. Pair by pair on purpose: the tokenizers batch API starts a
+    /// rayon thread pool whose threads would not have the backend's signals blocked.
     pub fn encode_pairs(
         &self,
         pairs: &[(&str, &str)],
