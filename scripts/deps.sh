@@ -10,10 +10,7 @@ PGRX_VERSION=0.18.1
 ORT_VERSION=1.31.1
 ORT_DIR=${ORT_DIR:-/var/cache/ettin/onnxruntime}
 BUILD_DIR=${BUILD_DIR:-/var/cache/ettin/build}
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-
-log() { printf '\033[1m== %s\033[0m\n' "$*"; }
+. "$(dirname "$0")/lib.sh"
 
 apt_packages=(postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config libssl-dev sudo
   dpkg-dev build-essential unzip ca-certificates python3 zstd)
@@ -61,15 +58,6 @@ if [ -z "$vector_version" ] || ! printf '0.8.0\n%s\n' "$vector_version" | sort -
 fi
 log "pgvector: $vector_version"
 
-if [ ! -f "$ORT_DIR/libonnxruntime.so.$ORT_VERSION" ]; then
-  log "ONNX Runtime $ORT_VERSION: extracting libonnxruntime.so from the PyPI wheel"
-  $SUDO mkdir -p "$ORT_DIR" && $SUDO chown "$(id -u)" "$ORT_DIR"
-  # pip checks the wheel's hash against the index; only the library is kept.
-  tmp=$(mktemp -d)
-  python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
-    --python-version 3.11 "onnxruntime==$ORT_VERSION" -d "$tmp"
-  unzip -q -j -o "$tmp"/onnxruntime-*.whl "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" -d "$ORT_DIR"
-  rm -rf "$tmp"
-fi
+onnxruntime_from_wheel "$ORT_VERSION" manylinux_2_28_x86_64 "$ORT_DIR"
 log "ONNX Runtime: $ORT_DIR/libonnxruntime.so.$ORT_VERSION"
 

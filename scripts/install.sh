@@ -6,8 +6,7 @@ PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 ORT_VERSION=1.31.1
 ORT_DIR=${ORT_DIR:-/var/cache/ettin/onnxruntime}
 MODEL_DIR=${MODEL_DIR:-/var/lib/postgresql/ettin/models}
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 echo "== building and installing ettin (release) into $("$PG_CONFIG" --pkglibdir)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load: CLIENTS connections reranking 20 candidates each, for DURATION seconds (pgbench). Passes when
-# no transaction fails, each backend's RSS stays flat after warm-up and its thread count does not
+# no transaction fails, each backend's private RSS (RssAnon: not the shared buffers it touches)
+# stays flat after warm-up and its thread count does not
 # grow. Needs the test cluster up (tests/run_sql_tests.sh runs a short form; for the full run:
 #   DURATION=300 tests/load.sh   with the cluster started by scripts/cluster.sh).
 set -euo pipefail
@@ -21,7 +22,7 @@ sample() {  # pid rss_kb threads, for every pgbench backend
   psql -XAtq -d "$DB" -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench'" |
     while read -r pid; do
       [ -r "/proc/$pid/status" ] || continue
-      awk -v pid="$pid" '/^VmRSS:/ {rss=$2} /^Threads:/ {th=$2} END {print pid, rss, th}' "/proc/$pid/status"
+      awk -v pid="$pid" '/^RssAnon:/ {rss=$2} /^Threads:/ {th=$2} END {print pid, rss, th}' "/proc/$pid/status"
     done | sort
 }
 
@@ -41,7 +42,7 @@ status=0
 [ "${failed:-0}" = 0 ] && [ "${processed:-0}" -gt 0 ] || status=1
 join "$work/warm" "$work/end" | while read -r pid rss0 th0 rss1 th1; do
   growth=$(( rss1 - rss0 ))
-  echo "  backend $pid: RSS ${rss0} -> ${rss1} kB (${growth:+$growth}), threads $th0 -> $th1"
+  echo "  backend $pid: private RSS ${rss0} -> ${rss1} kB (${growth:+$growth}), threads $th0 -> $th1"
   if [ "$growth" -gt "$MAX_GROWTH_KB" ] || [ "$th1" -gt "$th0" ]; then echo "  ^ grew"; exit 1; fi
 done || status=1
 [ -s "$work/warm" ] || { echo "no backends sampled"; status=1; }

@@ -28,12 +28,6 @@ SELECT pg_temp.assert(bool_and(p.id IS NOT NULL), 'pattern 1 ids join back to th
 FROM p1 LEFT JOIN passages p USING (id);
 
 -- The plan uses the HNSW index.
-CREATE FUNCTION pg_temp.plan(stmt text) RETURNS text AS $$
-DECLARE line text; plan text := '';
-BEGIN
-  FOR line IN EXECUTE 'EXPLAIN ' || stmt LOOP plan := plan || line || E'\n'; END LOOP;
-  RETURN plan;
-END $$ LANGUAGE plpgsql;
 SELECT pg_temp.assert(pg_temp.plan($$
   WITH q AS (SELECT query, embedding FROM demo_queries WHERE id = 1),
   candidates AS (SELECT p.id, p.body FROM passages p ORDER BY p.embedding <=> (SELECT embedding FROM q) LIMIT 30),

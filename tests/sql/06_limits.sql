@@ -26,12 +26,6 @@ SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 ALTER TABLE parallel_docs SET (parallel_workers = 2);
-CREATE FUNCTION pg_temp.plan(stmt text) RETURNS text AS $$
-DECLARE line text; plan text := '';
-BEGIN
-  FOR line IN EXECUTE 'EXPLAIN ' || stmt LOOP plan := plan || line || E'\n'; END LOOP;
-  RETURN plan;
-END $$ LANGUAGE plpgsql;
 SELECT pg_temp.assert(pg_temp.plan($$SELECT sum(rerank_score('warranty', body)) FROM parallel_docs$$) LIKE '%Workers Planned: 2%',
   'the planner runs rerank_score in parallel workers');
 CREATE TEMP TABLE parallel_result AS SELECT sum(rerank_score('warranty', body)::float8) AS s FROM parallel_docs;

@@ -46,6 +46,14 @@ BEGIN
   IF ok IS NOT TRUE THEN RAISE EXCEPTION 'assertion failed: %', what; END IF;
 END $$ LANGUAGE plpgsql;
 
+-- The EXPLAIN output of a statement, as one text.
+CREATE FUNCTION pg_temp.plan(stmt text) RETURNS text AS $$
+DECLARE line text; plan text := '';
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN ' || stmt LOOP plan := plan || line || E'\n'; END LOOP;
+  RETURN plan;
+END $$ LANGUAGE plpgsql;
+
 -- The committed fixtures' sentence-transformers reference scores.
 CREATE FUNCTION pg_temp.reference(model text) RETURNS jsonb AS $$
   SELECT pg_read_file(current_setting('ettin.model_dir') || '/ettin-test/' || model || '/reference.json')::jsonb
