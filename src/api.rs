@@ -1,13 +1,14 @@
 //! The SQL functions. Each reads the settings it needs, calls the engine and converts the result.
 
 use std::ffi::CStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ettin_engine::hub::{self, DownloadObserver};
 use ettin_engine::registry;
 use ettin_engine::runtime::{self, Runtime, DEFAULT_LIBRARY_NAME};
 use ettin_engine::{
-    resolve_model_dir, ActivationChoice, BatchLimits, LoadOptions, Model, ScoreOptions,
+    resolve_model_dir, ActivationChoice, BatchLimits, EngineError, LoadOptions, Model, ScoreOptions,
 };
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -37,12 +38,58 @@ fn runtime() -> &'static Runtime {
     runtime::load(&onnxruntime_library_path()).or_raise()
 }
 
-/// The named model (or `ettin.model`), loaded once per backend.
+/// Download progress as NOTICEs; cancel checks while waiting and between files.
+struct SqlObserver;
+
+impl DownloadObserver for SqlObserver {
+    fn progress(&mut self, message: &str) {
+        pgrx::notice!("{message}");
+    }
+    fn check_cancel(&mut self) {
+        pgrx::check_for_interrupts!();
+    }
+}
+
+fn is_superuser() -> bool {
+    // SAFETY: superuser() reads the current role's catalog entry; always valid in a backend.
+    unsafe { pg_sys::superuser() }
+}
+
+/// Fetch `name` from the Hub into ettin.model_dir.
+fn download_model(root: &Path, name: &str) -> PathBuf {
+    hub::download(
+        root,
+        &guc::string(&guc::HUB_ENDPOINT),
+        name,
+        &mut SqlObserver,
+    )
+    .or_raise()
+}
+
+/// The named model (or `ettin.model`), loaded once per backend; a missing one is downloaded
+/// when ettin.allow_download lets this role trigger it.
 fn model(name: Option<&str>) -> Arc<Model> {
     let default_name = guc::string(&guc::MODEL);
     let name = name.unwrap_or(&default_name);
     let root = PathBuf::from(guc::string(&guc::MODEL_DIR));
-    let dir = resolve_model_dir(&root, name).or_raise();
+    let mut dir = resolve_model_dir(&root, name).or_raise();
+    if !dir.exists() {
+        let allowed = match guc::ALLOW_DOWNLOAD.get() {
+            guc::AllowDownload::Off => false,
+            guc::AllowDownload::Superuser => is_superuser(),
+            guc::AllowDownload::All => true,
+        };
+        if allowed {
+            dir = download_model(&root, name);
+        } else {
+            crate::error::raise(
+                EngineError::missing(format!("model \"{name}\" is not in {}", root.display())).with_hint(
+                    "a superuser can fetch it with SELECT ettin_download('<name>'), allow downloads with \
+                     ettin.allow_download, or copy the model directory there (see the README's offline section)",
+                ),
+            );
+        }
+    }
     let options = LoadOptions {
         intra_threads: guc::THREADS.get().max(0) as usize,
     };
@@ -100,7 +147,28 @@ fn ettin_info() -> JsonB {
         "model_dir": guc::string(&guc::MODEL_DIR),
         "model": guc::string(&guc::MODEL),
         "models_loaded": registry::loaded_count(),
+        "hub_endpoint": guc::string(&guc::HUB_ENDPOINT),
     }))
+}
+
+/// Download a model (`org/name` or `org/name@revision`) from ettin.hub_endpoint into
+/// ettin.model_dir ahead of time; returns its directory. Superuser only.
+#[pg_extern(volatile)]
+fn ettin_download(model: &str) -> String {
+    if !is_superuser() {
+        crate::error::raise_insufficient_privilege(
+            "only superusers may call ettin_download()",
+            "ask a superuser to download the model, or to set ettin.allow_download = 'all'",
+        );
+    }
+    if guc::ALLOW_DOWNLOAD.get() == guc::AllowDownload::Off {
+        crate::error::raise(
+            EngineError::invalid("downloads are disabled (ettin.allow_download = off)")
+                .with_hint("set ettin.allow_download to 'superuser' or 'all', or copy the model into ettin.model_dir"),
+        );
+    }
+    let root = PathBuf::from(guc::string(&guc::MODEL_DIR));
+    download_model(&root, model).display().to_string()
 }
 
 /// Score one (query, document) pair. NULL query or document gives NULL.

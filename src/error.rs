@@ -48,3 +48,15 @@ impl<T> OrRaise<T> for Result<T, EngineError> {
         self.unwrap_or_else(|e| raise(e))
     }
 }
+
+/// Raise 42501 insufficient_privilege with a hint; does not return.
+pub fn raise_insufficient_privilege(message: &str, hint: &str) -> ! {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        message.to_owned(),
+        "ettin",
+    )
+    .set_hint(hint)
+    .report(PgLogLevel::ERROR);
+    unreachable!("ereport(ERROR) returned")
+}

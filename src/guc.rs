@@ -38,6 +38,27 @@ pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 
+/// Base URL of the Hugging Face Hub or a mirror that missing models are downloaded from.
+pub static HUB_ENDPOINT: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"https://huggingface.co"));
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AllowDownload {
+    /// Never download; models must be placed in ettin.model_dir.
+    #[name = c"off"]
+    Off,
+    /// A missing model is downloaded on first use in a superuser's session (and by ettin_download).
+    #[name = c"superuser"]
+    Superuser,
+    /// Any role's first use of a missing model downloads it.
+    #[name = c"all"]
+    All,
+}
+
+/// Who may trigger a download of a missing model: `off`, `superuser` or `all`.
+pub static ALLOW_DOWNLOAD: GucSetting<AllowDownload> =
+    GucSetting::<AllowDownload>::new(AllowDownload::Superuser);
+
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ActivationSetting {
     /// What the model's sentence-transformers config says (CrossEncoder.predict's default).
@@ -128,6 +149,22 @@ pub fn register() {
         c"model applies what the model's sentence-transformers config says (Identity for Ettin rerankers, Sigmoid for classic single-logit models).",
         &ACTIVATION,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"ettin.hub_endpoint",
+        c"Hugging Face Hub (or mirror) that missing models are downloaded from.",
+        c"Files are fetched from <endpoint>/<org>/<name>/resolve/<revision>/<file>.",
+        &HUB_ENDPOINT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"ettin.allow_download",
+        c"Who may trigger a download of a missing model: off, superuser or all.",
+        c"ettin_download() (superuser) fetches a model ahead of time whatever this says, unless it is off.",
+        &ALLOW_DOWNLOAD,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_string_guc(

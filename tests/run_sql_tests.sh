@@ -20,9 +20,23 @@ broken modular bad-tokenizer && echo '{"version": "1.0", "model": ' > "$models/b
 broken modular unknown-module && sed -i 's/"sentence_transformers.sentence_transformer.modules.layer_norm.LayerNorm"/"my_package.modules.Whitening"/' "$models/broken/unknown-module/modules.json"
 broken classic classic-as-backbone && cp -r "$here/fixtures/models/modular/"{modules.json,1_Pooling,2_Dense,3_LayerNorm,4_Dense} "$models/broken/classic-as-backbone/"
 mkdir -p "$ETTIN_CLUSTER_ROOT" && chmod a+rx "$ETTIN_CLUSTER_ROOT" && chmod -R a+rX "$models"
+[ "$(id -u)" -ne 0 ] || chown postgres:postgres "$models"   # downloads write here
 
-trap '"$cluster" stop' EXIT
-"$cluster" start "ettin.model_dir = '$models'"
+# A local stand-in for the Hugging Face Hub serving copies of the fixtures.
+hub=$ETTIN_CLUSTER_ROOT/hub
+rm -rf "$hub" && mkdir -p "$hub/hubtest"
+for hub_repo in modular classic concurrent classic-two no-onnx; do
+  case $hub_repo in classic*) src=classic ;; *) src=modular ;; esac
+  cp -r "$here/fixtures/models/$src" "$hub/hubtest/$hub_repo"
+done
+rm -r "$hub/hubtest/no-onnx/onnx"
+HUB_PORT=${ETTIN_HUB_PORT:-54340}
+python3 "$here/hub_server.py" "$hub" "$HUB_PORT" &
+HUB_PID=$!
+export HUB_PID HUB_PORT
+
+trap '"$cluster" stop; kill $HUB_PID 2>/dev/null || true' EXIT
+"$cluster" start "ettin.model_dir = '$models'" "ettin.hub_endpoint = 'http://127.0.0.1:$HUB_PORT'"
 eval "$("$cluster" env)"
 started=$(psql -XAtq -d postgres -c "SELECT pg_postmaster_start_time()")
 psql -Xq -d postgres -c "DROP DATABASE IF EXISTS ettin_test" -c "CREATE DATABASE ettin_test"
@@ -52,7 +66,7 @@ for suite in test_clients test_cancel; do
 done
 
 # Short load (the full 8 clients x 5 minutes: DURATION=300 tests/load.sh) and a hot standby.
-for check in load standby; do
+for check in hub load standby; do
   if ETTIN_TEST_DB=ettin_test bash "$here/$check.sh" >"$ETTIN_CLUSTER_ROOT/$check.out" 2>&1; then
     echo "ok   $check"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/$check.out" | grep -v "^     *$" | head -12
   else

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod error;
 pub mod files;
 pub mod head;
+pub mod hub;
 pub mod model;
 pub mod registry;
 pub mod runtime;

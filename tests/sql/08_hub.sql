@@ -1,0 +1,45 @@
+-- Models from a Hub endpoint (tests/hub_server.py mimics the Hub's resolve URLs, headers and LFS
+-- redirects): downloaded once, scored exactly like the same files placed by hand.
+\ir _helpers.sql
+-- ahead of time, superuser
+SELECT pg_temp.assert(ettin_download('hubtest/modular') LIKE '%/hubtest/modular', 'ettin_download returns the directory');
+SELECT pg_temp.assert(
+  rerank_score('free software', ARRAY['the license', 'a warranty', 'x'], 'hubtest/modular')
+  = rerank_score('free software', ARRAY['the license', 'a warranty', 'x'], 'ettin-test/modular'),
+  'downloaded modular model scores equal the local copy');
+-- on first use (ettin.allow_download = superuser, the default), the classic layout
+SELECT pg_temp.assert(
+  rerank_score('free software', 'the license', 'hubtest/classic') = rerank_score('free software', 'the license', 'ettin-test/classic'),
+  'classic model downloaded on first use scores equal the local copy');
+-- a revision
+SELECT pg_temp.assert(rerank_score('q', 'd', 'hubtest/modular@v1') = rerank_score('q', 'd', 'hubtest/modular'), 'revision v1');
+-- errors that say what to do
+SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/missing')$$, '58P01');
+SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/modular@nope')$$, '58P01');
+SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/no-onnx')$$, '58P01');
+SELECT pg_temp.assert(pg_temp.expect_error($$SELECT ettin_download('hubtest/no-onnx')$$, '58P01') LIKE '%no onnx/model.onnx%',
+  'repo without ONNX is named');
+SELECT pg_temp.expect_error($$SELECT ettin_download('not-a-hub-id')$$, '22023');
+SET ettin.hub_endpoint = 'http://127.0.0.1:9';
+SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/unreachable')$$, '38000');
+RESET ettin.hub_endpoint;
+SET ettin.allow_download = off;
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'hubtest/classic-two')$$, '58P01');
+SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/classic-two')$$, '22023');
+RESET ettin.allow_download;
+-- privileges: a non-superuser names models; it cannot download, change the endpoint or the rule
+DROP ROLE IF EXISTS ettin_user;
+CREATE ROLE ettin_user LOGIN;
+SET ROLE ettin_user;
+SELECT pg_temp.assert(rerank_score('q', 'd', 'hubtest/modular') IS NOT NULL, 'non-superuser uses a downloaded model');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'hubtest/classic-two')$$, '58P01');
+SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/classic-two')$$, '42501');
+SELECT pg_temp.expect_error($$SET ettin.hub_endpoint = 'http://evil.example'$$, '42501', false);
+SELECT pg_temp.expect_error($$SET ettin.allow_download = 'all'$$, '42501', false);
+RESET ROLE;
+-- an admin may let every role trigger downloads
+SET ettin.allow_download = 'all';
+SET ROLE ettin_user;
+SELECT pg_temp.assert(rerank_score('q', 'd', 'hubtest/classic-two') IS NOT NULL, 'allowed non-superuser download');
+RESET ROLE;
+DROP ROLE ettin_user;
