@@ -8,7 +8,7 @@ ETTIN_ORT_LIB ?= $(ORT_DIR)/libonnxruntime.so.1.31.1
 export PG_CONFIG CARGO_TARGET_DIR ORT_DIR ETTIN_ORT_LIB
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps install test test-engine test-sql demo fixtures fmt
+.PHONY: deps install test test-engine test-sql test-tools demo fixtures
 
 deps:
 	bash scripts/deps.sh
@@ -32,7 +32,13 @@ test-sql:
 demo: install
 	bash scripts/demo.sh
 
+# The export tool on both fixture layouts (needs torch: pip install -r tools/requirements.txt;
+# not part of `make test`, which needs no torch).
+PYTHON ?= python3
+test-tools:
+	PYTHON=$(PYTHON) bash tests/tools/test_export.sh
+
 # Regenerate the test models and reference scores (needs torch, transformers 5 and
 # sentence-transformers 6: pip install -r tools/requirements.txt).
 fixtures:
-	python3 tools/make_fixtures.py --out tests/fixtures/models
+	$(PYTHON) tools/make_fixtures.py --out tests/fixtures/models

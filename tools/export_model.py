@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Turn a sentence-transformers CrossEncoder into a directory ettin loads, and check it.
+
+  tools/export_model.py SOURCE OUT [--fp16] [--int8] [--max-length 512]
+
+SOURCE is a local model directory or a Hub id (the Hub is only contacted for an id). Both layouts:
+
+* modular (modules.json: Transformer → Pooling → Dense/LayerNorm … → 1 logit, all Ettin rerankers):
+  the model is saved as sentence-transformers saves it (head weights in each module's
+  model.safetensors) and the backbone alone is exported to onnx/model.onnx
+  (input_ids, attention_mask → last_hidden_state), exactly the Hub's layout.
+* classic (one sequence-classification model, e.g. ms-marco-MiniLM): transformers' files plus
+  onnx/model.onnx with a `logits` output (token_type_ids only if the model takes them).
+
+--fp16 adds onnx/model_fp16.onnx, --int8 onnx/model_int8.onnx (dynamic quantization,
+per-channel). Before finishing, the tool scores sample pairs the way ettin does (tokenizer.json,
+ONNX Runtime, the head in numpy) and compares with CrossEncoder.predict(): the fp32 export must
+agree within 1e-3 × σ of the scores, or the tool exits non-zero. Variants are reported, not gated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from safetensors.numpy import load_file
+from scipy.stats import spearmanr
+from sentence_transformers import CrossEncoder
+from tokenizers import Tokenizer
+
+SAMPLE_PAIRS = [
+    ("what is a cross-encoder", "A cross-encoder reads the query and the document together and outputs a score."),
+    ("what is a cross-encoder", "Postgres is a relational database."),
+    ("free software license", "The GNU General Public License is a free, copyleft license for software."),
+    ("free software license", "Bananas are rich in potassium."),
+    ("", "an empty query"),
+    ("a", "x"),
+    ("東京の天気", "東京は晴れです。"),
+    ("rocket 🚀", "The rocket launched at dawn 🌅."),
+    ("long document", "word " * 2000),
+]
+
+
+def is_modular(model: CrossEncoder) -> bool:
+    return len(model) > 1
+
+
+class Backbone(torch.nn.Module):
+    def __init__(self, hf_model, takes_token_types: bool):
+        super().__init__()
+        self.m = hf_model
+        self.takes_token_types = takes_token_types
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.takes_token_types:
+            kwargs["token_type_ids"] = token_type_ids
+        out = self.m(**kwargs)
+        return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
+
+def export_onnx(module: torch.nn.Module, tokenizer, output_name: str, path: Path, takes_token_types: bool) -> None:
+    example = tokenizer([("a query", "a document")], return_tensors="pt")
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_token_types else [])
+    axes = {n: {0: "batch_size", 1: "sequence_length"} for n in names}
+    axes[output_name] = {0: "batch_size"} if output_name == "logits" else {0: "batch_size", 1: "sequence_length"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        module.eval(),
+        tuple(example[n] for n in names),
+        str(path),
+        input_names=names,
+        output_names=[output_name],
+        dynamic_axes=axes,
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def takes_token_type_ids(hf_model) -> bool:
+    # inspect.signature follows the decorators transformers wraps forward() in.
+    takes = "token_type_ids" in inspect.signature(hf_model.forward).parameters
+    return takes and getattr(hf_model.config, "type_vocab_size", 0) > 1
+
+
+def export(source: str, out: Path) -> CrossEncoder:
+    model = CrossEncoder(source, device="cpu")
+    transformer = model[0]
+    hf_model = transformer.auto_model
+    tokenizer = transformer.tokenizer
+    token_types = takes_token_type_ids(hf_model)
+    shutil.rmtree(out, ignore_errors=True)
+    if is_modular(model):
+        model.save(str(out))
+        export_onnx(Backbone(hf_model, token_types), tokenizer, "last_hidden_state", out / "onnx" / "model.onnx", token_types)
+    else:
+        if getattr(hf_model.config, "num_labels", 1) != 1:
+            sys.exit(f"{source}: {hf_model.config.num_labels} labels; ettin scores single-logit rerankers")
+        hf_model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        activation = model.activation_fn
+        name = f"{type(activation).__module__}.{type(activation).__name__}"
+        (out / "config_sentence_transformers.json").write_text(json.dumps({"activation_fn": name}, indent=2))
+        export_onnx(Backbone(hf_model, token_types), tokenizer, "logits", out / "onnx" / "model.onnx", token_types)
+    (out / "README.md").unlink(missing_ok=True)
+    return model
+
+
+def head_layers(out: Path):
+    """The head as ettin applies it: (kind, weights) per module after the backbone."""
+    modules = json.loads((out / "modules.json").read_text())
+    layers = []
+    for m in modules[1:]:
+        kind = m["type"].rsplit(".", 1)[-1]
+        cfg = json.loads((out / m["path"] / "config.json").read_text())
+        weights = load_file(out / m["path"] / "model.safetensors") if (out / m["path"] / "model.safetensors").exists() else {}
+        layers.append((kind, cfg, weights))
+    return layers
+
+
+def apply_activation(name: str, x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    last = name.rsplit(".", 1)[-1]
+    return {
+        "Identity": lambda v: v,
+        "Tanh": np.tanh,
+        "Sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+        "ReLU": lambda v: np.maximum(v, 0),
+        "GELU": lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2))),
+    }[last](x)
+
+
+def ettin_scores(out: Path, onnx_file: str, pairs, max_length: int, model: CrossEncoder) -> np.ndarray:
+    """Score pairs the way ettin does: tokenizer.json with our own truncation, ORT, numpy head."""
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length, strategy="longest_first")
+    session = ort.InferenceSession(str(out / "onnx" / onnx_file), providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in session.get_inputs()}
+    scores = []
+    for q, d in pairs:
+        enc = tok.encode(q, d)
+        feed = {"input_ids": np.array([enc.ids], dtype=np.int64), "attention_mask": np.ones((1, len(enc.ids)), dtype=np.int64)}
+        if "token_type_ids" in inputs:
+            feed["token_type_ids"] = np.array([enc.type_ids], dtype=np.int64)
+        (y,) = session.run(None, feed)
+        if (out / "modules.json").exists():
+            x = None
+            for kind, cfg, w in head_layers(out):
+                if kind == "Pooling":
+                    mode = cfg.get("pooling_mode", "cls" if cfg.get("pooling_mode_cls_token") else "mean")
+                    x = y[0, 0] if mode == "cls" else y[0].mean(axis=0)
+                elif kind == "Dense":
+                    x = x @ w["linear.weight"].T + (w["linear.bias"] if "linear.bias" in w else 0)
+                    x = apply_activation(cfg.get("activation_function", "torch.nn.modules.activation.Tanh"), x)
+                elif kind == "LayerNorm":
+                    x = (x - x.mean()) / np.sqrt(x.var() + 1e-5) * w["norm.weight"] + w["norm.bias"]
+            logit = float(x[0])
+        else:
+            logit = float(y[0, 0])
+        scores.append(logit)
+    activation = model.activation_fn
+    return apply_activation(f"{type(activation).__name__}", np.array(scores))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("source")
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--fp16", action="store_true")
+    ap.add_argument("--int8", action="store_true")
+    ap.add_argument("--max-length", type=int, default=512)
+    args = ap.parse_args()
+
+    model = export(args.source, args.out)
+    onnx_dir = args.out / "onnx"
+    if args.fp16:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        onnx.save(convert_float_to_float16(onnx.load(str(onnx_dir / "model.onnx")), keep_io_types=True), str(onnx_dir / "model_fp16.onnx"))
+    if args.int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(onnx_dir / "model.onnx"), str(onnx_dir / "model_int8.onnx"), per_channel=True, weight_type=QuantType.QInt8)
+
+    reference = CrossEncoder(args.source, device="cpu", max_length=args.max_length)
+    expected = np.array(reference.predict(SAMPLE_PAIRS, batch_size=32), dtype=np.float64)
+    sigma = float(np.std(expected)) or 1.0
+    ok = True
+    for onnx_file in ["model.onnx", "model_fp16.onnx", "model_int8.onnx"]:
+        if not (onnx_dir / onnx_file).exists():
+            continue
+        got = ettin_scores(args.out, onnx_file, SAMPLE_PAIRS, args.max_length, model)
+        diff = float(np.max(np.abs(got - expected)))
+        rho = spearmanr(got, expected).statistic
+        verdict = "ok" if diff <= 1e-3 * sigma else ("FAIL" if onnx_file == "model.onnx" else "variant")
+        print(f"{onnx_file}: max |diff| {diff:.2e} (limit {1e-3 * sigma:.2e}), Spearman {rho:.4f}: {verdict}")
+        ok &= verdict != "FAIL"
+    if not ok:
+        sys.exit("the fp32 export does not reproduce CrossEncoder.predict(); not usable")
+    print(f"{args.out}: ready for ettin ({'modular' if is_modular(model) else 'classic'} layout)")
+
+
+if __name__ == "__main__":
+    main()
