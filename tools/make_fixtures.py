@@ -32,6 +32,7 @@ from sentence_transformers import CrossEncoder
 from sentence_transformers.base.modules import Dense, Transformer
 from sentence_transformers.sentence_transformer.modules import LayerNorm, Pooling
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from export_model import Backbone, export_onnx  # the same export the export tool does
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -137,34 +138,6 @@ def train_wordpiece_tokenizer(sentences: list[str], out: Path) -> PreTrainedToke
     return fast
 
 
-class Backbone(torch.nn.Module):
-    """ModernBertModel returning only last_hidden_state, as the Hub's backbone ONNX does."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, attention_mask):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-
-def export_onnx(module, inputs: dict, output_name: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(inputs)
-    axes = {n: {0: "batch_size", 1: "sequence_length"} for n in names}
-    axes[output_name] = {0: "batch_size"} if output_name == "logits" else {0: "batch_size", 1: "sequence_length"}
-    torch.onnx.export(
-        module,
-        tuple(inputs.values()),
-        str(path),
-        input_names=names,
-        output_names=[output_name],
-        dynamic_axes=axes,
-        opset_version=17,
-        dynamo=False,
-    )
-
-
 def predict(model_dir: Path, pairs, max_length: int) -> list[float]:
     model = CrossEncoder(str(model_dir), max_length=max_length, device="cpu")
     return [float(s) for s in model.predict(pairs, batch_size=32)]
@@ -213,13 +186,7 @@ def build_modular(out: Path, sentences, pairs, rankings, seed: int, hidden: int,
     shutil.rmtree(out, ignore_errors=True)
     model.save(str(out))
     (out / "README.md").unlink(missing_ok=True)  # a generated model card; nothing ettin reads
-    example = tokenizer([("a query", "a document")], return_tensors="pt")
-    export_onnx(
-        Backbone(backbone.eval()),
-        {"input_ids": example["input_ids"], "attention_mask": example["attention_mask"]},
-        "last_hidden_state",
-        out / "onnx" / "model.onnx",
-    )
+    export_onnx(Backbone(backbone, False), tokenizer, "last_hidden_state", out / "onnx" / "model.onnx", False)
     shutil.rmtree(work)
     write_reference(out, pairs, rankings)
 
@@ -244,22 +211,7 @@ def build_classic(out: Path, sentences, pairs, rankings, seed: int, hidden: int,
     with torch.no_grad():
         model.classifier.weight.mul_(8.0)  # spread the logits over several units so rankings mean something
     model.save_pretrained(out)
-    example = tokenizer([("a query", "a document")], return_tensors="pt")
-
-    class Logits(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
-
-    export_onnx(
-        Logits(model),
-        {k: example[k] for k in ("input_ids", "attention_mask", "token_type_ids")},
-        "logits",
-        out / "onnx" / "model.onnx",
-    )
+    export_onnx(Backbone(model, True), tokenizer, "logits", out / "onnx" / "model.onnx", True)
     write_reference(out, pairs, rankings)
 
 
