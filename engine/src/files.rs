@@ -450,6 +450,16 @@ fn read_dense(module_dir: &Path) -> Result<Dense> {
     let in_features = config_usize(&cfg, "in_features", &cfg_path)?;
     let out_features = config_usize(&cfg, "out_features", &cfg_path)?;
     let has_bias = cfg.get("bias").and_then(Value::as_bool).unwrap_or(true);
+    if cfg
+        .get("use_residual")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        return Err(EngineError::unsupported(format!(
+            "\"{}\" asks for a residual Dense layer, which ettin does not apply",
+            cfg_path.display()
+        )));
+    }
     let activation_name = cfg
         .get("activation_function")
         .and_then(Value::as_str)

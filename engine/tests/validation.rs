@@ -106,6 +106,19 @@ fn head_weights_of_the_wrong_shape_are_rejected() {
 }
 
 #[test]
+fn residual_dense_layers_are_refused_not_silently_mis_scored() {
+    let (_t, dir) = copy_fixture("modular");
+    edit(
+        &dir.join("2_Dense/config.json"),
+        "\"bias\": false,",
+        "\"bias\": false, \"use_residual\": true,",
+    );
+    let e = load_err(&dir);
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert!(e.message.contains("residual"), "{e}");
+}
+
+#[test]
 fn unknown_module_types_are_named() {
     let (_t, dir) = copy_fixture("modular");
     edit(
