@@ -6,7 +6,8 @@ Serves ROOT/<org>/<name>/<path> at /<org>/<name>/resolve/<revision>/<path> the w
 files (.onnx, .safetensors) a 302 redirect to an absolute /lfs/... URL carrying
 `x-linked-etag` and `x-linked-size`, like the Hub's LFS/CDN redirects. Unknown repos answer 401
 RepositoryNotFound, unknown files 404 EntryNotFound, unknown revisions 404 RevisionNotFound.
-GET /_stats returns how many times each file's content was served (to prove single downloads).
+Small files carry git's blob sha1 as ETag, LFS files their sha256, as on the Hub; the repo
+"hubtest/corrupt" serves damaged LFS bytes. GET /_stats returns how many times each file's content was served (to prove single downloads).
 
 Usage: hub_server.py ROOT PORT
 """
@@ -29,6 +30,12 @@ lock = threading.Lock()
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def git_sha1(path: Path) -> str:
+    """The Hub's ETag for small (non-LFS) files: git's blob hash."""
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 class Hub(BaseHTTPRequestHandler):
@@ -75,7 +82,10 @@ class Hub(BaseHTTPRequestHandler):
             f = ROOT / path[5:]
             if not f.is_file():
                 return self.error(404, "EntryNotFound")
-            return self.send_bytes(f.read_bytes(), {"ETag": f'"{sha256(f)}"'}, path[5:])
+            data = f.read_bytes()
+            if "/corrupt/" in path:  # a repo whose CDN serves damaged bytes
+                data = bytes([data[0] ^ 0xFF]) + data[1:]
+            return self.send_bytes(data, {"ETag": f'"{sha256(f)}"'}, path[5:])
         parts = path.strip("/").split("/")
         if len(parts) < 5 or parts[2] != "resolve":
             return self.error(404, "EntryNotFound")
@@ -101,7 +111,7 @@ class Hub(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        self.send_bytes(target.read_bytes(), {"ETag": f'"{sha}"', "x-repo-commit": commit}, f"{org}/{name}/{file}")
+        self.send_bytes(target.read_bytes(), {"ETag": f'"{git_sha1(target)}"', "x-repo-commit": commit}, f"{org}/{name}/{file}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ mkdir -p "$ETTIN_CLUSTER_ROOT" && chmod a+rx "$ETTIN_CLUSTER_ROOT" && chmod -R a
 # A local stand-in for the Hugging Face Hub serving copies of the fixtures.
 hub=$ETTIN_CLUSTER_ROOT/hub
 rm -rf "$hub" && mkdir -p "$hub/hubtest"
-for hub_repo in modular classic concurrent classic-two no-onnx; do
+for hub_repo in modular classic concurrent classic-two no-onnx corrupt; do
   case $hub_repo in classic*) src=classic ;; *) src=modular ;; esac
   cp -r "$here/fixtures/models/$src" "$hub/hubtest/$hub_repo"
 done
@@ -34,6 +34,11 @@ HUB_PORT=${ETTIN_HUB_PORT:-54340}
 python3 "$here/hub_server.py" "$hub" "$HUB_PORT" &
 HUB_PID=$!
 export HUB_PID HUB_PORT
+for _ in $(seq 50); do
+  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$HUB_PORT/_stats')" 2>/dev/null && break
+  kill -0 "$HUB_PID" 2>/dev/null || { echo "the hub stand-in could not start (port $HUB_PORT in use?)"; exit 1; }
+  sleep 0.1
+done
 
 trap '"$cluster" stop; kill $HUB_PID 2>/dev/null || true' EXIT
 "$cluster" start "ettin.model_dir = '$models'" "ettin.hub_endpoint = 'http://127.0.0.1:$HUB_PORT'"

@@ -89,6 +89,7 @@ pub fn download(
         let path = repo
             .get(file)
             .map_err(|e| hub_error(endpoint, repo_id, file, e))?;
+        verify_etag(&path, repo_id, file)?;
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         observer.progress(&format!(
             "ettin: {repo_id}: {}/{} {file} ({size} bytes)",
@@ -274,6 +275,43 @@ fn check_reachable(endpoint: &str) -> Result<()> {
     Err(unreachable(last))
 }
 
+/// hf-hub names each blob after the Hub's ETag: the sha256 of the content for LFS files, the git
+/// blob sha1 for small ones. Check the bytes against it, so a truncated or altered download is
+/// never used (and is removed, so the next try downloads again).
+fn verify_etag(snapshot_file: &Path, repo_id: &str, file: &str) -> Result<()> {
+    let blob = std::fs::canonicalize(snapshot_file).map_err(|e| io_error(snapshot_file, e))?;
+    let etag = blob
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let bytes = std::fs::read(&blob).map_err(|e| io_error(&blob, e))?;
+    let actual = match etag.len() {
+        64 => hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()),
+        40 => {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+            ctx.update(format!("blob {}\0", bytes.len()).as_bytes());
+            ctx.update(&bytes);
+            hex(ctx.finish().as_ref())
+        }
+        _ => return Ok(()), // an ETag that is not a content hash: nothing to compare
+    };
+    if actual == etag {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(snapshot_file);
+    let _ = std::fs::remove_file(&blob);
+    Err(EngineError::external(format!(
+        "{repo_id}/{file}: the downloaded content does not match its ETag ({} bytes, digest {actual}, expected {etag})",
+        bytes.len()
+    ))
+    .with_hint("the download was corrupted or cut short; run it again, or check the mirror"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The snapshot directory a downloaded file lives in (hf-hub returns snapshots/<commit>/<file>).
 fn snapshot_dir(path: &Path, file: &str) -> Option<PathBuf> {
     let mut dir = path.to_path_buf();
@@ -358,6 +396,27 @@ mod tests {
             snapshot_dir(p, "onnx/model.onnx").unwrap(),
             Path::new("/m/.hub-cache/models--a--b/snapshots/abc")
         );
+    }
+
+    #[test]
+    fn downloads_are_checked_against_sha256_and_git_sha1_etags() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = b"hello\n";
+        // sha256("hello\n") and git's blob sha1 of the same content
+        let sha256 = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        let git_sha1 = "ce013625030ba8dba906f756967f9e9ca394464a";
+        for etag in [sha256, git_sha1] {
+            let blob = dir.path().join(etag);
+            std::fs::write(&blob, content).unwrap();
+            let link = dir.path().join(format!("link-{etag}"));
+            std::os::unix::fs::symlink(&blob, &link).unwrap();
+            verify_etag(&link, "a/b", "f").unwrap();
+        }
+        let bad = dir.path().join(sha256.replace('5', "6"));
+        std::fs::write(&bad, content).unwrap();
+        let e = verify_etag(&bad, "a/b", "f").unwrap_err();
+        assert!(e.message.contains("does not match its ETag"), "{e}");
+        assert!(!bad.exists(), "a corrupted blob is removed");
     }
 
     #[test]

@@ -20,6 +20,11 @@ SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/no-onnx')$$, '58P01
 SELECT pg_temp.assert(pg_temp.expect_error($$SELECT ettin_download('hubtest/no-onnx')$$, '58P01') LIKE '%no onnx/model.onnx%',
   'repo without ONNX is named');
 SELECT pg_temp.expect_error($$SELECT ettin_download('not-a-hub-id')$$, '22023');
+-- content that does not match its ETag is refused, removed, and refused again on retry
+SELECT pg_temp.assert(pg_temp.expect_error($$SELECT ettin_download('hubtest/corrupt')$$, '38000') LIKE '%does not match its ETag%',
+  'corrupted download detected');
+SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/corrupt')$$, '38000');
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'hubtest/corrupt')$$, '38000');
 SET ettin.hub_endpoint = 'http://127.0.0.1:9';
 SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/unreachable')$$, '38000');
 RESET ettin.hub_endpoint;
