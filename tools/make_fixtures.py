@@ -143,7 +143,9 @@ def predict(model_dir: Path, pairs, max_length: int) -> list[float]:
     return [float(s) for s in model.predict(pairs, batch_size=32)]
 
 
-def build_modular(out: Path, sentences, pairs, rankings, seed: int, hidden: int, layers: int, init_std: float) -> None:
+def build_modular(
+    out: Path, sentences, pairs, rankings, seed: int, hidden: int, layers: int, init_std: float, heads: int = 4, reference: bool = True
+) -> None:
     torch.manual_seed(seed)
     work = out.parent / (out.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
@@ -152,7 +154,7 @@ def build_modular(out: Path, sentences, pairs, rankings, seed: int, hidden: int,
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         num_hidden_layers=layers,
-        num_attention_heads=4,
+        num_attention_heads=heads,
         intermediate_size=hidden * 3 // 2,
         max_position_embeddings=1024,
         global_attn_every_n_layers=3,
@@ -188,7 +190,8 @@ def build_modular(out: Path, sentences, pairs, rankings, seed: int, hidden: int,
     (out / "README.md").unlink(missing_ok=True)  # a generated model card; nothing ettin reads
     export_onnx(Backbone(backbone, False), tokenizer, "last_hidden_state", out / "onnx" / "model.onnx", False)
     shutil.rmtree(work)
-    write_reference(out, pairs, rankings)
+    if reference:
+        write_reference(out, pairs, rankings)
 
 
 def build_classic(out: Path, sentences, pairs, rankings, seed: int, hidden: int, layers: int, init_std: float) -> None:
