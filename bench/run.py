@@ -202,7 +202,7 @@ def main() -> None:
                         "-f", "sql/load_demo_corpus.sql"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         for arch in args.models.split(","):
             model_dir = build_model(arch, models_dir / "bench" / f"ettin-{arch}")
-            subprocess.run(["chmod", "-R", "a+rX", str(ROOT)], check=True)
+            subprocess.run(["chmod", "-R", "a+rX", str(models_dir)], check=True)
             queries = max(1, args.queries // {"17m": 1, "32m": 2, "68m": 4, "150m": 8}[arch])
             groups = nq_like_pairs(sentences, queries, 100)
             pairs = [(q, d) for q, docs in groups for d in docs]

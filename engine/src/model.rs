@@ -79,7 +79,7 @@ impl Model {
         let session = crate::signals::with_signals_blocked(|| -> Result<Session> {
             Session::builder(&runtime.environment)
                 .and_then(|b| {
-                    b.with_optimization_level(GraphOptimizationLevel::Level3)
+                    b.with_optimization_level(GraphOptimizationLevel::All)
                         .map_err(Into::into)
                 })
                 .and_then(|b| {
