@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
-use ort::value::{Tensor, ValueType};
+use ort::value::{Tensor, TensorRef, ValueType};
 use parking_lot::Mutex;
 
 use crate::batch::{plan_batches, BatchLimits};
@@ -251,15 +251,15 @@ impl Model {
             .with_detail(e)
         };
         let shape = [rows, seq];
-        let mut inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)> = vec![(
+        let mut inputs: Vec<(Cow<'static, str>, SessionInputValue<'_>)> = vec![(
             "input_ids".into(),
             Tensor::from_array((shape, ids)).map_err(run_error)?.into(),
         )];
-        // The head needs the mask (mean pooling) even when the graph does not take it.
+        // Borrowed, not moved: the head still needs the mask (mean pooling) after the run.
         if self.feeds_attention_mask {
             inputs.push((
                 "attention_mask".into(),
-                Tensor::from_array((shape, mask.clone()))
+                TensorRef::from_array_view((shape, mask.as_slice()))
                     .map_err(run_error)?
                     .into(),
             ));
