@@ -66,14 +66,15 @@ fn download_model(root: &Path, name: &str) -> PathBuf {
     .or_raise()
 }
 
-/// The named model (or `ettin.model`), loaded once per backend; a missing one is downloaded
-/// when ettin.allow_download lets this role trigger it.
+/// The named model (or `ettin.model`), loaded once per backend; a missing one with a Hub id's
+/// shape is downloaded when ettin.allow_download lets this role trigger it (other missing names
+/// fall through to the loader's "directory does not exist").
 fn model(name: Option<&str>) -> Arc<Model> {
     let default_name = guc::string(&guc::MODEL);
     let name = name.unwrap_or(&default_name);
     let root = PathBuf::from(guc::string(&guc::MODEL_DIR));
     let mut dir = resolve_model_dir(&root, name).or_raise();
-    if !dir.exists() {
+    if !dir.exists() && hub::is_hub_id(name) {
         let allowed = match guc::ALLOW_DOWNLOAD.get() {
             guc::AllowDownload::Off => false,
             guc::AllowDownload::Superuser => is_superuser(),

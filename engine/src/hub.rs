@@ -33,6 +33,16 @@ pub fn parse_model_name(name: &str) -> (&str, &str) {
     }
 }
 
+/// Whether `name` has the shape of a Hub model id (`org/name`, optionally `@revision`).
+pub fn is_hub_id(name: &str) -> bool {
+    parse_model_name(name)
+        .0
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .count()
+        == 2
+}
+
 /// What the download calls back with: progress lines, and a chance to cancel between files.
 pub trait DownloadObserver {
     fn progress(&mut self, message: &str);
@@ -50,7 +60,7 @@ pub fn download(
 ) -> Result<PathBuf> {
     let target = resolve_model_dir(model_dir, name)?;
     let (repo_id, revision) = parse_model_name(name);
-    if repo_id.split('/').count() != 2 {
+    if !is_hub_id(name) {
         return Err(
             EngineError::invalid(format!("\"{name}\" is not a Hub model id"))
                 .with_hint("name Hub models as org/name or org/name@revision"),
@@ -387,6 +397,7 @@ mod tests {
         assert_eq!(parse_model_name("org/name"), ("org/name", "main"));
         assert_eq!(parse_model_name("org/name@v1.2"), ("org/name", "v1.2"));
         assert_eq!(parse_model_name("org/name@"), ("org/name", "main"));
+        assert!(is_hub_id("org/name@v1") && !is_hub_id("local-model") && !is_hub_id("a/b/c"));
     }
 
     #[test]

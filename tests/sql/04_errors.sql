@@ -1,6 +1,8 @@
 -- Bad input is a clean ERROR with a SQLSTATE and a hint; the connection stays usable.
 \ir _helpers.sql
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'no-such/model')$$, '58P01');
+SELECT pg_temp.assert(pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'local-model')$$, '58P01') LIKE '%does not exist%',
+  'a missing non-Hub name is not sent to the Hub');
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', '../etc')$$, '22023');
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'a/../../b')$$, '22023');
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', '/etc/passwd')$$, '22023');
