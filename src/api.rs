@@ -91,18 +91,26 @@ fn model(name: Option<&str>) -> Arc<Model> {
             );
         }
     }
+    let onnx_file = Some(guc::string(&guc::ONNX_FILE)).filter(|f| !f.is_empty());
     let options = LoadOptions {
         intra_threads: guc::THREADS.get().max(0) as usize,
+        // A database server shares its cores: idle ONNX Runtime threads sleep rather than spin.
+        spinning: false,
+        onnx_file,
     };
     registry::get_or_load(runtime(), name, &dir, options).or_raise()
 }
 
-fn score_options() -> ScoreOptions {
+fn score_options(model: &Model) -> ScoreOptions {
+    let batch_tokens = match guc::BATCH_TOKENS.get() {
+        0 => model.default_batch_tokens(),
+        n => n as usize,
+    };
     ScoreOptions {
         max_length: guc::MAX_LENGTH.get() as usize,
         limits: BatchLimits {
             max_pairs: guc::BATCH_SIZE.get() as usize,
-            max_tokens: guc::BATCH_TOKENS.get() as usize,
+            max_tokens: batch_tokens,
         },
         activation: match guc::ACTIVATION.get() {
             guc::ActivationSetting::Model => ActivationChoice::Model,
@@ -125,7 +133,7 @@ fn score_documents(
     }
     let model = model(model_name);
     let mut scores = model
-        .score(&pairs, &score_options(), &mut || {
+        .score(&pairs, &score_options(&model), &mut || {
             pgrx::check_for_interrupts!();
         })
         .or_raise()
@@ -231,30 +239,51 @@ fn ettin_rerank(
     TableIterator::new(ranked)
 }
 
-/// The models this backend has loaded, and how.
+/// The models this backend has loaded, how, and the work each has done in this backend
+/// (times in milliseconds: tokenizing, inside ONNX Runtime, and whole calls).
 #[pg_extern(stable, parallel_safe)]
 fn ettin_models() -> TableIterator<
     'static,
     (
         name!(name, String),
         name!(path, String),
+        name!(onnx_file, String),
         name!(layout, String),
         name!(device, String),
         name!(max_length, i32),
         name!(load_ms, f32),
+        name!(calls, i64),
+        name!(pairs, i64),
+        name!(tokens, i64),
+        name!(tokenize_ms, f64),
+        name!(inference_ms, f64),
+        name!(total_ms, f64),
     ),
 > {
     let max_length = guc::MAX_LENGTH.get() as usize;
     let rows: Vec<_> = registry::loaded_named()
         .into_iter()
         .map(|(name, m)| {
+            let c = m.counters.snapshot();
+            let onnx = m
+                .files
+                .onnx
+                .strip_prefix(&m.files.dir)
+                .unwrap_or(&m.files.onnx);
             (
                 name,
                 m.files.dir.display().to_string(),
+                onnx.display().to_string(),
                 m.files.layout.as_str().to_owned(),
-                "cpu".to_owned(),
+                m.device().to_owned(),
                 m.effective_max_length(max_length) as i32,
                 m.load_ms,
+                c.calls as i64,
+                c.pairs as i64,
+                c.tokens as i64,
+                c.tokenize_ms,
+                c.inference_ms,
+                c.total_ms,
             )
         })
         .collect();

@@ -21,8 +21,14 @@ pub static MAX_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(512);
 /// Most pairs in one ONNX Runtime call.
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32);
 
-/// Most padded tokens (pairs × longest pair) in one ONNX Runtime call: bounds memory per batch.
-pub static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(16384);
+/// Most padded tokens (pairs × longest pair) in one ONNX Runtime call; 0 picks per device
+/// (CPU: 1024 — small batches stay in cache and pad less, measured 1.5× faster than 32 × 512;
+/// GPU: 16384). Also bounds the memory one batch takes.
+pub static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// The ONNX graph to load, relative to the model directory (e.g. `onnx/model_int8.onnx` from
+/// the export tool's --int8); empty means onnx/model.onnx, else model.onnx.
+pub static ONNX_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Memory guard: most tokens (after truncation) one function call may tokenize and score.
 /// Superuser-only so a user cannot lift it. The default fits 10 000 documents at 512 tokens.
@@ -115,11 +121,19 @@ pub fn register() {
     );
     GucRegistry::define_int_guc(
         c"ettin.batch_tokens",
-        c"Most padded tokens in one ONNX Runtime call.",
+        c"Most padded tokens in one ONNX Runtime call (0: per device, CPU 1024, GPU 16384).",
         c"Pairs times the longest pair's length; bounds the memory one batch takes.",
         &BATCH_TOKENS,
-        16,
+        0,
         1 << 22,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"ettin.onnx_file",
+        c"ONNX graph to load, relative to the model directory (empty: onnx/model.onnx).",
+        c"Selects a variant such as onnx/model_int8.onnx; each file is loaded and cached separately.",
+        &ONNX_FILE,
         GucContext::Userset,
         GucFlags::default(),
     );

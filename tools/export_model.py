@@ -66,11 +66,74 @@ class Backbone(torch.nn.Module):
         return out.logits if hasattr(out, "logits") else out.last_hidden_state
 
 
+class ClsBackbone(torch.nn.Module):
+    """ModernBERT backbone for a CLS-pooling head, computing the same CLS vector with less work:
+    the last layer's attention, output projection and MLP only run for position 0 (its keys and
+    values still come from every position), and only that row is layer-normed and returned as
+    `cls_hidden_state` [batch, hidden]. Everything else is the model's own modules."""
+
+    def __init__(self, hf_model):
+        super().__init__()
+        self.m = hf_model
+
+    def forward(self, input_ids, attention_mask):
+        from transformers.masking_utils import create_bidirectional_mask, create_bidirectional_sliding_window_mask
+        from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
+
+        m = self.m
+        config = m.config
+        position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        hidden = m.embeddings(input_ids=input_ids)
+        mask_kwargs = {"config": config, "inputs_embeds": hidden, "attention_mask": attention_mask}
+        masks = {
+            "full_attention": create_bidirectional_mask(**mask_kwargs),
+            "sliding_attention": create_bidirectional_sliding_window_mask(**mask_kwargs),
+        }
+        rope = {t: m.rotary_emb(hidden, position_ids, t) for t in set(config.layer_types)}
+        for layer in m.layers[:-1]:
+            hidden = layer(hidden, attention_mask=masks[layer.attention_type], position_embeddings=rope[layer.attention_type])
+        last = m.layers[-1]
+        attn = last.attn
+        heads, head_dim = config.num_attention_heads, attn.head_dim
+        width = heads * head_dim
+        x = last.attn_norm(hidden)
+        w = attn.Wqkv.weight
+        b = attn.Wqkv.bias
+        batch, seq = x.shape[0], x.shape[1]
+        # Query for position 0 only; keys and values for all positions.
+        q = torch.nn.functional.linear(x[:, :1], w[:width], None if b is None else b[:width])
+        kv = torch.nn.functional.linear(x, w[width:], None if b is None else b[width:])
+        q = q.view(batch, 1, heads, head_dim).transpose(1, 2)
+        k, v = kv.view(batch, seq, 2, heads, head_dim).unbind(dim=2)
+        k, v = k.transpose(1, 2), v.transpose(1, 2)
+        cos, sin = rope[last.attention_type]
+        q, _ = apply_rotary_pos_emb(q, q, cos[:, :1], sin[:, :1], unsqueeze_dim=1)
+        _, k = apply_rotary_pos_emb(k, k, cos, sin, unsqueeze_dim=1)
+        scores = torch.matmul(q, k.transpose(2, 3)) * head_dim**-0.5
+        mask = masks[last.attention_type]
+        if mask is not None:
+            row = mask[:, :, :1, :]
+            scores = scores.masked_fill(~row, torch.finfo(scores.dtype).min) if row.dtype == torch.bool else scores + row
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        out = torch.matmul(probs, v).transpose(1, 2).reshape(batch, 1, width)
+        cls = hidden[:, :1] + attn.Wo(out)
+        cls = cls + last.mlp(last.mlp_norm(cls))
+        return m.final_norm(cls)[:, 0]
+
+
+def supports_cls_only(model: CrossEncoder) -> bool:
+    """The CLS-only graph fits ModernBERT backbones whose head pools the CLS token."""
+    if not is_modular(model) or model[0].auto_model.config.model_type != "modernbert":
+        return False
+    pooling = model[1]
+    return getattr(pooling, "pooling_mode", None) == "cls" or getattr(pooling, "pooling_mode_cls_token", False)
+
+
 def export_onnx(module: torch.nn.Module, tokenizer, output_name: str, path: Path, takes_token_types: bool) -> None:
     example = tokenizer([("a query", "a document")], return_tensors="pt")
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_token_types else [])
     axes = {n: {0: "batch_size", 1: "sequence_length"} for n in names}
-    axes[output_name] = {0: "batch_size"} if output_name == "logits" else {0: "batch_size", 1: "sequence_length"}
+    axes[output_name] = {0: "batch_size"} if output_name in ("logits", "cls_hidden_state") else {0: "batch_size", 1: "sequence_length"}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
         module.eval(),

@@ -32,7 +32,7 @@ from sentence_transformers import CrossEncoder
 from sentence_transformers.base.modules import Dense, Transformer
 from sentence_transformers.sentence_transformer.modules import LayerNorm, Pooling
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from export_model import Backbone, export_onnx  # the same export the export tool does
+from export_model import Backbone, ClsBackbone, export_onnx  # the same export the export tool does
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -189,6 +189,8 @@ def build_modular(
     model.save(str(out))
     (out / "README.md").unlink(missing_ok=True)  # a generated model card; nothing ettin reads
     export_onnx(Backbone(backbone, False), tokenizer, "last_hidden_state", out / "onnx" / "model.onnx", False)
+    # The export tool's faster graph (last layer for the CLS position only), selected with ettin.onnx_file.
+    export_onnx(ClsBackbone(backbone), tokenizer, "cls_hidden_state", out / "onnx" / "model_cls.onnx", False)
     shutil.rmtree(work)
     if reference:
         write_reference(out, pairs, rankings)

@@ -8,6 +8,13 @@ use std::time::Instant;
 use ettin_engine::runtime;
 use ettin_engine::{ActivationChoice, BatchLimits, LoadOptions, Model, ScoreOptions};
 
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let model_dir = args.get(1).ok_or("MODEL_DIR")?;
@@ -22,6 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Path::new(model_dir),
         LoadOptions {
             intra_threads: threads,
+            spinning: std::env::var("ETTIN_SPINNING").is_ok_and(|v| v == "1"),
+            onnx_file: std::env::var("ETTIN_ONNX_FILE").ok(),
         },
     )?;
     let pairs: Vec<(String, String)> = serde_json::from_str(&std::fs::read_to_string(pairs_file)?)?;
@@ -32,8 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = ScoreOptions {
         max_length: 512,
         limits: BatchLimits {
-            max_pairs: 32,
-            max_tokens: 16384,
+            max_pairs: env_or("ETTIN_BATCH_SIZE", 32),
+            max_tokens: env_or("ETTIN_BATCH_TOKENS", 16384),
         },
         activation: ActivationChoice::Model,
         max_total_tokens: 1 << 30,
@@ -44,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         model.score(chunk, &options, &mut || {})?;
     }
     let secs = started.elapsed().as_secs_f64();
+    eprintln!("{:?}", model.counters.snapshot());
     println!(
         "{} pairs in {secs:.2} s: {:.1} pairs/s ({threads} threads, {per_call} pairs per call)",
         refs.len(),

@@ -107,20 +107,77 @@ fn first_existing(dir: &Path, candidates: &[&str]) -> Option<PathBuf> {
     candidates.iter().map(|c| dir.join(c)).find(|p| p.is_file())
 }
 
-/// Read and validate a model directory.
-pub fn read_model_files(dir: &Path) -> Result<ModelFiles> {
+/// Check an `ettin.onnx_file` value: a relative path of plain parts inside the model directory.
+pub fn check_onnx_file(file: &str) -> Result<()> {
+    let bad = |why: &str| {
+        EngineError::invalid(format!("invalid ONNX file \"{file}\": {why}")).with_hint(
+            "name a file inside the model directory, such as onnx/model_int8.onnx, or leave ettin.onnx_file empty",
+        )
+    };
+    if file.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if file.contains('\0') || file.contains('\\') {
+        return Err(bad("NUL characters and backslashes are not allowed"));
+    }
+    let path = Path::new(file);
+    if path.is_absolute() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(bad("only a relative path without '.' or '..' is allowed"));
+    }
+    Ok(())
+}
+
+/// The `.onnx` files of a model directory (top level and onnx/), for hints.
+fn onnx_files_in(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for sub in ["", "onnx"] {
+        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".onnx") {
+                    found.push(if sub.is_empty() {
+                        name
+                    } else {
+                        format!("{sub}/{name}")
+                    });
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Read and validate a model directory. `onnx_file` picks a graph other than the default
+/// (onnx/model.onnx, else model.onnx), e.g. an int8 variant from the export tool.
+pub fn read_model_files(dir: &Path, onnx_file: Option<&str>) -> Result<ModelFiles> {
     if !dir.is_dir() {
         return Err(EngineError::missing(format!("model directory \"{}\" does not exist", dir.display())).with_hint(
             "put the model's files there (see the README's offline section), or check ettin.model_dir and the model name",
         ));
     }
-    let onnx = first_existing(dir, &["onnx/model.onnx", "model.onnx"]).ok_or_else(|| {
-        EngineError::missing(format!(
-            "model directory \"{}\" has no onnx/model.onnx or model.onnx",
-            dir.display()
-        ))
-        .with_hint("export the model to ONNX with tools/export_model.py")
-    })?;
+    let onnx = match onnx_file {
+        Some(file) => {
+            check_onnx_file(file)?;
+            first_existing(dir, &[file]).ok_or_else(|| {
+                EngineError::missing(format!(
+                    "model directory \"{}\" has no {file} (ettin.onnx_file)",
+                    dir.display()
+                ))
+                .with_hint(format!(
+                    "ONNX files there: {:?}; create variants with tools/export_model.py --int8/--fp16, or reset ettin.onnx_file",
+                    onnx_files_in(dir)
+                ))
+            })?
+        }
+        None => first_existing(dir, &["onnx/model.onnx", "model.onnx"]).ok_or_else(|| {
+            EngineError::missing(format!(
+                "model directory \"{}\" has no onnx/model.onnx or model.onnx",
+                dir.display()
+            ))
+            .with_hint("export the model to ONNX with tools/export_model.py")
+        })?,
+    };
     let tokenizer = dir.join("tokenizer.json");
     if !tokenizer.is_file() {
         return Err(EngineError::missing(format!(

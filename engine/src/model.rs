@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
@@ -12,7 +13,7 @@ use parking_lot::Mutex;
 use crate::batch::{plan_batches, BatchLimits};
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::{read_model_files, Layout, ModelFiles};
-use crate::head::Activation;
+use crate::head::{Activation, Pooling};
 use crate::runtime::Runtime;
 use crate::tokenize::{EncodedPair, PairTokenizer};
 
@@ -26,10 +27,72 @@ pub enum ActivationChoice {
     Sigmoid,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per physical core).
     pub intra_threads: usize,
+    /// Let idle intra-op threads spin between ops instead of sleeping: faster for one caller,
+    /// wasted cores when many backends share them.
+    pub spinning: bool,
+    /// A graph other than onnx/model.onnx, relative to the model directory.
+    pub onnx_file: Option<String>,
+}
+
+/// Work a model has done in this process, for ettin_models() and the benchmark's "time outside
+/// inference" figure.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub calls: AtomicU64,
+    pub pairs: AtomicU64,
+    pub tokens: AtomicU64,
+    pub batches: AtomicU64,
+    /// Nanoseconds in tokenization, in ONNX Runtime's run, and in the whole score() call.
+    pub tokenize_ns: AtomicU64,
+    pub inference_ns: AtomicU64,
+    pub total_ns: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CounterValues {
+    pub calls: u64,
+    pub pairs: u64,
+    pub tokens: u64,
+    pub batches: u64,
+    pub tokenize_ms: f64,
+    pub inference_ms: f64,
+    pub total_ms: f64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> CounterValues {
+        let ms = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64 / 1e6;
+        CounterValues {
+            calls: self.calls.load(Ordering::Relaxed),
+            pairs: self.pairs.load(Ordering::Relaxed),
+            tokens: self.tokens.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            tokenize_ms: ms(&self.tokenize_ns),
+            inference_ms: ms(&self.inference_ns),
+            total_ms: ms(&self.total_ns),
+        }
+    }
+}
+
+fn add_elapsed(counter: &AtomicU64, since: Instant) {
+    counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// What the graph returns, and so what the head reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GraphOutput {
+    /// [batch, seq, hidden]: a backbone; the head pools it.
+    HiddenStates,
+    /// [batch, hidden]: the export tool's CLS-only backbone (its last layer computes only the
+    /// first position); the head uses it as the pooled vector.
+    ClsHiddenState,
+    /// [batch, 1]: a classic model's logits.
+    Logits,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,11 +113,17 @@ pub struct Model {
     feeds_attention_mask: bool,
     feeds_token_type_ids: bool,
     output_name: String,
+    output: GraphOutput,
+    pub options: LoadOptions,
+    pub counters: Counters,
 }
 
 /// Backbone outputs ettin accepts for the modular layout, and the logits output of classic models.
-const HIDDEN_OUTPUTS: [&str; 2] = ["last_hidden_state", "token_embeddings"];
+const HIDDEN_OUTPUTS: [&str; 3] = ["last_hidden_state", "token_embeddings", CLS_OUTPUT];
+const CLS_OUTPUT: &str = "cls_hidden_state";
 const LOGITS_OUTPUT: &str = "logits";
+
+pub const CPU_BATCH_TOKENS: usize = 1024;
 
 /// Pairs tokenized between two cancel checks.
 const ENCODE_CHUNK: usize = 256;
@@ -64,7 +133,7 @@ impl Model {
     /// fails at load with one message rather than in the middle of a batch.
     pub fn load(runtime: &Runtime, dir: &Path, options: LoadOptions) -> Result<Model> {
         let started = Instant::now();
-        let files = read_model_files(dir)?;
+        let files = read_model_files(dir, options.onnx_file.as_deref())?;
         let tokenizer = PairTokenizer::load(
             &files.tokenizer,
             files.pad_token.as_deref(),
@@ -86,8 +155,10 @@ impl Model {
                     b.with_intra_threads(options.intra_threads)
                         .map_err(Into::into)
                 })
-                // A database server shares its cores: idle ORT threads must sleep, not spin.
-                .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
+                .and_then(|b| {
+                    b.with_intra_op_spinning(options.spinning)
+                        .map_err(Into::into)
+                })
                 .map_err(|e| onnx_error("session options were refused", &e))?
                 .commit_from_file(&files.onnx)
                 .map_err(|e| onnx_error("ONNX Runtime rejected it", &e))
@@ -145,7 +216,20 @@ impl Model {
                     &format!("outputs: {output_names:?}"),
                 )
             })?;
-        check_output_shape(&files, output.dtype())
+        let output_kind = match (files.layout, output.name()) {
+            (Layout::Classic, _) => GraphOutput::Logits,
+            (Layout::Modular, CLS_OUTPUT) => GraphOutput::ClsHiddenState,
+            (Layout::Modular, _) => GraphOutput::HiddenStates,
+        };
+        if output_kind == GraphOutput::ClsHiddenState
+            && files.head.as_ref().map(|h| h.pooling) != Some(Pooling::Cls)
+        {
+            return Err(onnx_error(
+                "its cls_hidden_state output only serves a model with CLS pooling, and this model pools otherwise",
+                &"1_Pooling/config.json",
+            ));
+        }
+        check_output_shape(&files, output_kind, output.dtype())
             .map_err(|what| onnx_error(&what, &format!("{:?}", output.dtype())))?;
         let output_name = output.name().to_owned();
         let feeds_attention_mask = input_names.contains(&"attention_mask");
@@ -156,9 +240,24 @@ impl Model {
             feeds_attention_mask,
             feeds_token_type_ids,
             output_name,
+            output: output_kind,
+            options,
+            counters: Counters::default(),
             session: Mutex::new(session),
             load_ms: started.elapsed().as_secs_f32() * 1000.0,
         })
+    }
+
+    /// Where the session runs.
+    pub fn device(&self) -> &'static str {
+        "cpu"
+    }
+
+    /// The padded-token budget per ONNX Runtime call when ettin.batch_tokens is 0. On CPU,
+    /// batches of ~1K tokens keep activations in cache and pad little: 1.5–1.75× the throughput
+    /// of 32 × 512 on the benchmark's pairs (docs/bench.md).
+    pub fn default_batch_tokens(&self) -> usize {
+        CPU_BATCH_TOKENS
     }
 
     /// The tokens per pair actually used for a requested max_length.
@@ -181,13 +280,16 @@ impl Model {
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
+        let call_started = Instant::now();
         let max_length = self.effective_max_length(options.max_length);
         // Tokenizing thousands of long documents takes a while too: check for cancel per chunk.
         let mut encoded = Vec::with_capacity(pairs.len());
         let mut total_tokens = 0;
         for chunk in pairs.chunks(ENCODE_CHUNK) {
             between_batches();
+            let tokenize_started = Instant::now();
             let chunk = self.tokenizer.encode_pairs(chunk, max_length)?;
+            add_elapsed(&self.counters.tokenize_ns, tokenize_started);
             total_tokens += chunk.iter().map(|e| e.ids.len()).sum::<usize>();
             if total_tokens > options.max_total_tokens {
                 return Err(EngineError::new(
@@ -204,7 +306,9 @@ impl Model {
         }
         let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
         let mut scores = vec![0f32; pairs.len()];
-        for batch in plan_batches(&lengths, options.limits) {
+        let batches = plan_batches(&lengths, options.limits);
+        let batch_count = batches.len() as u64;
+        for batch in batches {
             between_batches();
             let logits = self.run_batch(&batch.iter().map(|i| &encoded[*i]).collect::<Vec<_>>())?;
             for (i, logit) in batch.iter().zip(logits) {
@@ -217,6 +321,12 @@ impl Model {
             ActivationChoice::Sigmoid => Activation::Sigmoid,
         };
         scores.iter_mut().for_each(|s| *s = activation.apply(*s));
+        let c = &self.counters;
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        c.pairs.fetch_add(pairs.len() as u64, Ordering::Relaxed);
+        c.tokens.fetch_add(total_tokens as u64, Ordering::Relaxed);
+        c.batches.fetch_add(batch_count, Ordering::Relaxed);
+        add_elapsed(&c.total_ns, call_started);
         Ok(scores)
     }
 
@@ -273,12 +383,31 @@ impl Model {
             ));
         }
         let mut session = self.session.lock();
+        let run_started = Instant::now();
         let outputs = session.run(inputs).map_err(run_error)?;
+        add_elapsed(&self.counters.inference_ns, run_started);
         let (out_shape, data) = outputs[self.output_name.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(run_error)?;
-        match &self.files.head {
-            Some(head) => {
+        match (&self.files.head, self.output) {
+            (Some(head), GraphOutput::ClsHiddenState) => {
+                let hidden = head.hidden_size;
+                if out_shape.len() != 2
+                    || out_shape[0] as usize != rows
+                    || out_shape[1] as usize != hidden
+                {
+                    return Err(EngineError::external(format!(
+                        "\"{}\" returned shape {:?}, expected [{rows}, {hidden}]",
+                        self.files.onnx.display(),
+                        &out_shape[..]
+                    )));
+                }
+                Ok(data[..rows * hidden]
+                    .chunks_exact(hidden)
+                    .map(|cls| head.forward(cls))
+                    .collect())
+            }
+            (Some(head), _) => {
                 let hidden = head.hidden_size;
                 if out_shape.len() != 3
                     || out_shape[0] as usize != rows
@@ -300,7 +429,7 @@ impl Model {
                     })
                     .collect())
             }
-            None => {
+            (None, _) => {
                 if out_shape.len() != 2 || out_shape[0] as usize != rows || out_shape[1] != 1 {
                     return Err(EngineError::external(format!(
                         "\"{}\" returned logits of shape {:?}, expected [{rows}, 1]",
@@ -316,7 +445,11 @@ impl Model {
 
 /// Check the declared output against the layout: [batch, seq, hidden] floats for a backbone
 /// (hidden matching the head when the graph fixes it), [batch, 1] floats for logits.
-fn check_output_shape(files: &ModelFiles, dtype: &ValueType) -> std::result::Result<(), String> {
+fn check_output_shape(
+    files: &ModelFiles,
+    output: GraphOutput,
+    dtype: &ValueType,
+) -> std::result::Result<(), String> {
     let ValueType::Tensor { ty, shape, .. } = dtype else {
         return Err("its output is not a tensor".into());
     };
@@ -324,6 +457,15 @@ fn check_output_shape(files: &ModelFiles, dtype: &ValueType) -> std::result::Res
         return Err(format!("its output is {ty:?}, ettin reads float32"));
     }
     match &files.head {
+        Some(head) if output == GraphOutput::ClsHiddenState => {
+            if shape.len() != 2 || (shape[1] > 0 && shape[1] as usize != head.hidden_size) {
+                return Err(format!(
+                    "its cls_hidden_state has shape {:?}; the head expects [batch, {}]",
+                    &shape[..],
+                    head.hidden_size
+                ));
+            }
+        }
         Some(head) => {
             if shape.len() != 3 {
                 return Err(format!(

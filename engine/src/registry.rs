@@ -1,5 +1,5 @@
-//! Backend-local model cache: each process loads a model once (keyed by its resolved directory)
-//! and keeps it, with its ONNX Runtime session, until the process exits.
+//! Backend-local model cache: each process loads a model once (keyed by its resolved directory
+//! and ONNX file) and keeps it, with its ONNX Runtime session, until the process exits.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use crate::runtime::Runtime;
 
 struct Entry {
     dir: PathBuf,
+    onnx_file: Option<String>,
     name: String,
     model: Arc<Model>,
 }
@@ -25,28 +26,33 @@ pub fn get_or_load(
     dir: &Path,
     options: LoadOptions,
 ) -> Result<Arc<Model>> {
-    if let Some(model) = cached(dir) {
+    if let Some(model) = cached(dir, options.onnx_file.as_deref()) {
         return Ok(model);
     }
+    let onnx_file = options.onnx_file.clone();
     // Loading happens outside the lock; if two threads race, the first stored model wins.
     let model = Arc::new(Model::load(runtime, dir, options)?);
     let mut models = MODELS.lock();
-    if let Some(existing) = models.iter().find(|e| e.dir == dir) {
+    if let Some(existing) = models
+        .iter()
+        .find(|e| e.dir == dir && e.onnx_file == onnx_file)
+    {
         return Ok(Arc::clone(&existing.model));
     }
     models.push(Entry {
         dir: dir.to_path_buf(),
+        onnx_file,
         name: name.to_owned(),
         model: Arc::clone(&model),
     });
     Ok(model)
 }
 
-fn cached(dir: &Path) -> Option<Arc<Model>> {
+fn cached(dir: &Path, onnx_file: Option<&str>) -> Option<Arc<Model>> {
     MODELS
         .lock()
         .iter()
-        .find(|e| e.dir == dir)
+        .find(|e| e.dir == dir && e.onnx_file.as_deref() == onnx_file)
         .map(|e| Arc::clone(&e.model))
 }
 

@@ -157,3 +157,37 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn the_cls_only_graph_matches_sentence_transformers_too() {
+    let dir = fixture_dir("modular");
+    let model = ettin_engine::Model::load(
+        runtime(),
+        &dir,
+        ettin_engine::LoadOptions {
+            intra_threads: 1,
+            onnx_file: Some("onnx/model_cls.onnx".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(model.files.onnx.ends_with("onnx/model_cls.onnx"));
+    let reference = reference("modular");
+    let pairs = as_refs(&reference.pairs);
+    for max_length in [512usize, 64] {
+        let got = model
+            .score(&pairs, &options(max_length), &mut || {})
+            .unwrap();
+        assert_close(
+            &format!("modular CLS-only graph max_length={max_length}"),
+            &got,
+            &reference.scores[&max_length.to_string()],
+            1e-3,
+            &reference.pairs,
+        );
+    }
+    let c = model.counters.snapshot();
+    assert_eq!(c.calls, 2);
+    assert_eq!(c.pairs, 2 * pairs.len() as u64);
+    assert!(c.inference_ms > 0.0 && c.inference_ms <= c.total_ms && c.tokenize_ms < c.total_ms);
+}

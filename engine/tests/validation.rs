@@ -29,7 +29,14 @@ fn copy_dir(src: &Path, dst: &Path) {
 }
 
 fn load_err(dir: &Path) -> ettin_engine::EngineError {
-    match Model::load(runtime(), dir, LoadOptions { intra_threads: 1 }) {
+    match Model::load(
+        runtime(),
+        dir,
+        LoadOptions {
+            intra_threads: 1,
+            ..Default::default()
+        },
+    ) {
         Ok(_) => panic!("{} loaded but should not", dir.display()),
         Err(e) => e,
     }
@@ -241,4 +248,65 @@ fn mean_pooling_is_supported_and_changes_scores() {
         "\"pooling_mode\": \"max\"",
     );
     assert_eq!(load_err(&dir).kind, ErrorKind::Unsupported);
+}
+
+fn load_with_file(dir: &Path, onnx_file: &str) -> ettin_engine::Result<Model> {
+    Model::load(
+        runtime(),
+        dir,
+        LoadOptions {
+            intra_threads: 1,
+            onnx_file: Some(onnx_file.to_owned()),
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn a_selected_onnx_file_must_exist_inside_the_model_directory() {
+    let dir = fixture_dir("modular");
+    let Err(e) = load_with_file(&dir, "onnx/model_int8.onnx") else {
+        panic!("a missing variant loaded")
+    };
+    assert_eq!(e.kind, ErrorKind::MissingFile);
+    assert!(e.message.contains("onnx/model_int8.onnx"), "{}", e.message);
+    assert!(
+        e.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("onnx/model_cls.onnx"),
+        "the hint lists the files there: {:?}",
+        e.hint
+    );
+    for bad in [
+        "../classic/onnx/model.onnx",
+        "/etc/passwd",
+        "onnx/../onnx/model.onnx",
+        "",
+    ] {
+        let Err(e) = load_with_file(&dir, bad) else {
+            panic!("{bad:?} loaded")
+        };
+        assert_eq!(
+            e.kind,
+            ErrorKind::InvalidParameter,
+            "{bad:?}: {}",
+            e.message
+        );
+    }
+}
+
+#[test]
+fn a_cls_only_graph_is_refused_for_a_mean_pooling_head() {
+    let (_t, dir) = copy_fixture("modular");
+    edit(
+        &dir.join("1_Pooling/config.json"),
+        "\"pooling_mode\": \"cls\"",
+        "\"pooling_mode\": \"mean\"",
+    );
+    let Err(e) = load_with_file(&dir, "onnx/model_cls.onnx") else {
+        panic!("a CLS-only graph loaded under mean pooling")
+    };
+    assert_eq!(e.kind, ErrorKind::External);
+    assert!(e.message.contains("CLS pooling"), "{}", e.message);
 }

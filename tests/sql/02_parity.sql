@@ -62,3 +62,18 @@ FROM rankings;
 SET ettin.max_length = 64;
 SELECT pg_temp.check_rerank('ettin_rerank ' || model || ' #' || n || ' @64', query, documents, s64, 'ettin-test/' || model)
 FROM rankings;
+
+-- The export tool's CLS-only graph (ettin.onnx_file) scores the same as the plain backbone, and
+-- is cached as a separate model; ettin_models() shows which file and counts the work.
+SET ettin.max_length = 512;
+SET ettin.onnx_file = 'onnx/model_cls.onnx';
+SELECT pg_temp.assert_close('array, CLS-only graph #' || n || ' @512',
+  rerank_score(query, documents, 'ettin-test/modular')::float8[], s512) FROM rankings WHERE model = 'modular';
+SELECT pg_temp.assert(count(*) = 1 AND min(pairs) = (SELECT sum(cardinality(documents)) FROM rankings WHERE model = 'modular')
+    AND min(calls) = (SELECT count(*) FROM rankings WHERE model = 'modular')
+    AND min(inference_ms) > 0 AND min(inference_ms) < min(total_ms),
+  'ettin_models() shows the CLS-only graph with its counters')
+FROM ettin_models() WHERE onnx_file = 'onnx/model_cls.onnx';
+RESET ettin.onnx_file;
+SELECT pg_temp.assert(count(*) = 1, 'the plain graph is still loaded separately')
+FROM ettin_models() WHERE name = 'ettin-test/modular' AND onnx_file = 'onnx/model.onnx';

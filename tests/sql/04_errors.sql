@@ -15,6 +15,15 @@ SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/wrong-head-s
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/bad-tokenizer')$$, '38000');
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/unknown-module')$$, '0A000');
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'broken/classic-as-backbone')$$, '38000');
+-- ettin.onnx_file: a variant that is not there names the files that are; paths stay inside
+SET ettin.onnx_file = 'onnx/model_int8.onnx';
+SELECT pg_temp.assert(pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'ettin-test/modular')$$, '58P01') LIKE '%model_int8.onnx%',
+  'a missing variant names the file');
+SET ettin.onnx_file = '../classic/onnx/model.onnx';
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'ettin-test/modular')$$, '22023');
+SET ettin.onnx_file = 'onnx/model_cls.onnx';
+SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'ettin-test/classic')$$, '58P01');
+RESET ettin.onnx_file;
 -- settings out of range are refused by Postgres itself
 SELECT pg_temp.expect_error($$SET ettin.max_length = 8$$, '22023', false);
 SELECT pg_temp.expect_error($$SET ettin.max_length = 100000$$, '22023', false);

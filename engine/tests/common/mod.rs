@@ -28,8 +28,15 @@ pub fn fixture_dir(name: &str) -> PathBuf {
 }
 
 pub fn load(dir: &Path) -> Model {
-    Model::load(runtime(), dir, LoadOptions { intra_threads: 1 })
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+    Model::load(
+        runtime(),
+        dir,
+        LoadOptions {
+            intra_threads: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 pub struct Reference {
