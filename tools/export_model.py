@@ -12,10 +12,14 @@ SOURCE is a local model directory or a Hub id (the Hub is only contacted for an 
 * classic (one sequence-classification model, e.g. ms-marco-MiniLM): transformers' files plus
   onnx/model.onnx with a `logits` output (token_type_ids only if the model takes them).
 
---fp16 adds onnx/model_fp16.onnx, --int8 onnx/model_int8.onnx (dynamic quantization,
-per-channel). Before finishing, the tool scores sample pairs the way ettin does (tokenizer.json,
-ONNX Runtime, the head in numpy) and compares with CrossEncoder.predict(): the fp32 export must
-agree within 1e-3 × σ of the scores, or the tool exits non-zero. Variants are reported, not gated.
+For a ModernBERT backbone with CLS pooling (every Ettin reranker) it also writes
+onnx/model_cls.onnx: the same function, with the last layer computed for the CLS position only and
+a `cls_hidden_state` [batch, hidden] output (select it with SET ettin.onnx_file =
+'onnx/model_cls.onnx'). --fp16 adds model_fp16.onnx, --int8 model_int8.onnx (dynamic
+quantization, per-channel, opt-in), each also for the CLS-only graph (model_cls_int8.onnx ...). Before finishing, the tool scores sample pairs the way ettin does (tokenizer.json,
+ONNX Runtime, the head in numpy) and compares with CrossEncoder.predict(): the fp32 exports (model.onnx and
+model_cls.onnx) must agree within 1e-3 × σ of the scores, or the tool exits non-zero. fp16/int8
+variants are reported (max difference, Spearman), not gated.
 """
 
 from __future__ import annotations
@@ -163,6 +167,8 @@ def export(source: str, out: Path) -> CrossEncoder:
     if is_modular(model):
         model.save(str(out))
         export_onnx(Backbone(hf_model, token_types), tokenizer, "last_hidden_state", out / "onnx" / "model.onnx", token_types)
+        if supports_cls_only(model):
+            export_onnx(ClsBackbone(hf_model.eval()), tokenizer, "cls_hidden_state", out / "onnx" / "model_cls.onnx", False)
     else:
         if getattr(hf_model.config, "num_labels", 1) != 1:
             sys.exit(f"{source}: {hf_model.config.num_labels} labels; ettin scores single-logit rerankers")
@@ -215,12 +221,13 @@ def ettin_scores(out: Path, onnx_file: str, pairs, max_length: int, model: Cross
         if "token_type_ids" in inputs:
             feed["token_type_ids"] = np.array([enc.type_ids], dtype=np.int64)
         (y,) = session.run(None, feed)
+        cls_only = session.get_outputs()[0].name == "cls_hidden_state"
         if (out / "modules.json").exists():
             x = None
             for kind, cfg, w in head_layers(out):
                 if kind == "Pooling":
                     mode = cfg.get("pooling_mode", "cls" if cfg.get("pooling_mode_cls_token") else "mean")
-                    x = y[0, 0] if mode == "cls" else y[0].mean(axis=0)
+                    x = y[0] if cls_only else (y[0, 0] if mode == "cls" else y[0].mean(axis=0))
                 elif kind == "Dense":
                     x = x @ w["linear.weight"].T + (w["linear.bias"] if "linear.bias" in w else 0)
                     x = apply_activation(cfg.get("activation_function", "torch.nn.modules.activation.Tanh"), x)
@@ -234,6 +241,19 @@ def ettin_scores(out: Path, onnx_file: str, pairs, max_length: int, model: Cross
     return apply_activation(f"{type(activation).__name__}", np.array(scores))
 
 
+def write_fp16(src: Path, dst: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(dst))
+
+
+def write_int8(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("source")
@@ -245,27 +265,24 @@ def main() -> None:
 
     model = export(args.source, args.out)
     onnx_dir = args.out / "onnx"
-    if args.fp16:
-        import onnx
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-
-        onnx.save(convert_float_to_float16(onnx.load(str(onnx_dir / "model.onnx")), keep_io_types=True), str(onnx_dir / "model_fp16.onnx"))
-    if args.int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(str(onnx_dir / "model.onnx"), str(onnx_dir / "model_int8.onnx"), per_channel=True, weight_type=QuantType.QInt8)
+    bases = [b for b in ("model", "model_cls") if (onnx_dir / f"{b}.onnx").exists()]
+    for base in bases:
+        if args.fp16:
+            write_fp16(onnx_dir / f"{base}.onnx", onnx_dir / f"{base}_fp16.onnx")
+        if args.int8:
+            write_int8(onnx_dir / f"{base}.onnx", onnx_dir / f"{base}_int8.onnx")
 
     reference = CrossEncoder(args.source, device="cpu", max_length=args.max_length)
     expected = np.array(reference.predict(SAMPLE_PAIRS, batch_size=32), dtype=np.float64)
     sigma = float(np.std(expected)) or 1.0
     ok = True
-    for onnx_file in ["model.onnx", "model_fp16.onnx", "model_int8.onnx"]:
+    for onnx_file in [f"{b}{v}.onnx" for b in bases for v in ("", "_fp16", "_int8")]:
         if not (onnx_dir / onnx_file).exists():
             continue
         got = ettin_scores(args.out, onnx_file, SAMPLE_PAIRS, args.max_length, model)
         diff = float(np.max(np.abs(got - expected)))
         rho = spearmanr(got, expected).statistic
-        verdict = "ok" if diff <= 1e-3 * sigma else ("FAIL" if onnx_file == "model.onnx" else "variant")
+        verdict = "ok" if diff <= 1e-3 * sigma else ("FAIL" if onnx_file in ("model.onnx", "model_cls.onnx") else "variant")
         print(f"{onnx_file}: max |diff| {diff:.2e} (limit {1e-3 * sigma:.2e}), Spearman {rho:.4f}: {verdict}")
         ok &= verdict != "FAIL"
     if not ok:
