@@ -70,12 +70,22 @@ def nq_like_pairs(sentences: list[str], queries: int, docs_per_query: int, seed:
 
 
 def build_model(arch: str, out: Path) -> Path:
+    """The architecture with random weights: the Hub layout (onnx/model.onnx) plus what the export
+    tool adds: model_cls.onnx (CLS-only last layer) and its dynamic-int8 variant."""
     from make_fixtures import build_modular, corpus_sentences
+    from export_model import write_int8
 
-    if (out / "onnx" / "model.onnx").exists():
-        return out
     hidden, layers, heads = ARCHITECTURES[arch]
-    build_modular(out, corpus_sentences(), [], [], 0, hidden, layers, 0.1, heads=heads, reference=False)
+    if not (out / "onnx" / "model.onnx").exists():
+        build_modular(out, corpus_sentences(), [], [], 0, hidden, layers, 0.1, heads=heads, reference=False)
+    if not (out / "onnx" / "model_cls.onnx").exists():
+        from export_model import ClsBackbone, export_onnx
+        from sentence_transformers import CrossEncoder
+
+        ce = CrossEncoder(str(out), device="cpu")
+        export_onnx(ClsBackbone(ce[0].auto_model.eval()), ce[0].tokenizer, "cls_hidden_state", out / "onnx" / "model_cls.onnx", False)
+    if not (out / "onnx" / "model_cls_int8.onnx").exists():
+        write_int8(out / "onnx" / "model_cls.onnx", out / "onnx" / "model_cls_int8.onnx")
     return out
 
 
@@ -91,8 +101,10 @@ def bench_st(model_dir: Path, pairs, threads: int) -> float:
     return len(pairs) / (time.perf_counter() - t)
 
 
-def bench_ort(model_dir: Path, groups, threads: int) -> float:
-    """Per query of 100 documents, like ettin's calls: tokenize, sort by length, batches of 32."""
+def bench_ort(model_dir: Path, groups, threads: int, batch_tokens: int | None = None) -> float:
+    """Per query of 100 documents, like ettin's calls: tokenize, sort by length, then batches of
+    32 (the usual recipe) or, with batch_tokens, ettin's plan (at most 32 pairs and batch_tokens
+    padded tokens per batch)."""
     import onnxruntime as ort
     from safetensors.numpy import load_file
     from scipy.special import erf
@@ -112,9 +124,12 @@ def bench_ort(model_dir: Path, groups, threads: int) -> float:
         encs = [tok.encode(q, d) for q, d in batch_pairs]
         order = sorted(range(len(encs)), key=lambda i: -len(encs[i].ids))
         scores = np.zeros(len(encs), dtype=np.float32)
-        for s in range(0, len(order), 32):
-            idx = order[s : s + 32]
-            L = len(encs[idx[0]].ids)
+        s = 0
+        while s < len(order):
+            L = len(encs[order[s]].ids)
+            n = 32 if batch_tokens is None else max(1, min(32, batch_tokens // L))
+            idx = order[s : s + n]
+            s += n
             ids = np.zeros((len(idx), L), dtype=np.int64)
             mask = np.zeros((len(idx), L), dtype=np.int64)
             for r, i in enumerate(idx):
@@ -146,26 +161,85 @@ def connect(db="ettin_bench"):
     return psycopg.connect(f"host={ROOT} port={PORT} user=postgres dbname={db}", autocommit=True)
 
 
-def bench_ettin(name: str, groups, threads: int) -> dict:
+def ettin_rate(conn, name: str, groups) -> tuple[float, list]:
+    pairs, scores = 0, []
+    t = time.perf_counter()
+    for q, docs in groups:
+        scores.append(conn.execute("SELECT rerank_score(%s, %s::text[], %s)", (q, docs, name)).fetchone()[0])
+        pairs += len(docs)
+    return pairs / (time.perf_counter() - t), scores
+
+
+def mean_spearman(a: list, b: list) -> float:
+    from scipy.stats import spearmanr
+
+    return float(np.mean([spearmanr(x, y).statistic for x, y in zip(a, b)]))
+
+
+def bench_concurrency(name: str, groups, threads: int, clients: int, onnx_file: str) -> float:
+    """Aggregate pairs/s of `clients` connections reranking the same queries at once."""
+    import threading
+
+    conns = [connect() for _ in range(clients)]
+    for c in conns:
+        c.execute(f"SET ettin.threads = {threads}")
+        c.execute(f"SET ettin.onnx_file = '{onnx_file}'")
+        c.execute("SELECT rerank_score('warm up', ARRAY['a', 'b'], %s)", (name,))
+    barrier = threading.Barrier(clients + 1)
+
+    def work(c):
+        barrier.wait()
+        ettin_rate(c, name, groups)
+
+    workers = [threading.Thread(target=work, args=(c,)) for c in conns]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    t = time.perf_counter()
+    for w in workers:
+        w.join()
+    rate = clients * sum(len(d) for _, d in groups) / (time.perf_counter() - t)
+    for c in conns:
+        c.close()
+    return rate
+
+
+def backend_rss_mb(conn) -> int:
+    with open(f"/proc/{conn.info.backend_pid}/status") as f:
+        return next(int(l.split()[1]) // 1024 for l in f if l.startswith("VmRSS:"))
+
+
+def bench_ettin(name: str, groups, threads: int, concurrency: bool) -> dict:
     with connect() as conn:
         conn.execute(f"SET ettin.threads = {threads}")
         t = time.perf_counter()
         conn.execute("SELECT rerank_score('warm up', ARRAY['a', 'b'], %s)", (name,))
         load_ms = conn.execute("SELECT load_ms FROM ettin_models() WHERE name = %s", (name,)).fetchone()[0]
         first_call = time.perf_counter() - t
-        pairs = 0
-        t = time.perf_counter()
-        for q, docs in groups:
-            conn.execute("SELECT rerank_score(%s, %s::text[], %s)", (q, docs, name))
-            pairs += len(docs)
-        rate = pairs / (time.perf_counter() - t)
+        rate, plain_scores = ettin_rate(conn, name, groups)
+        rss = backend_rss_mb(conn)  # one model, default settings, after 100-document calls
+        conn.execute("SET ettin.batch_tokens = 16384")  # batches of 32, the usual recipe
+        rate_b32, _ = ettin_rate(conn, name, groups)
+        conn.execute("RESET ettin.batch_tokens")
+        conn.execute("SET ettin.onnx_file = 'onnx/model_cls.onnx'")
+        conn.execute("SELECT rerank_score('warm up', ARRAY['a', 'b'], %s)", (name,))
+        rate_cls, cls_scores = ettin_rate(conn, name, groups)
+        conn.execute("SET ettin.onnx_file = 'onnx/model_cls_int8.onnx'")
+        conn.execute("SELECT rerank_score('warm up', ARRAY['a', 'b'], %s)", (name,))
+        rate_int8, int8_scores = ettin_rate(conn, name, groups)
+        conn.execute("SET ettin.onnx_file = 'onnx/model_cls.onnx'")
+        sigma = float(np.std(np.concatenate(plain_scores)))
+        cls_vs_plain = float(np.max(np.abs(np.concatenate(cls_scores) - np.concatenate(plain_scores)))) / sigma
+        int8_rho = mean_spearman(int8_scores, cls_scores)
         # pgvector candidates + rerank latency on the demo corpus
-        lat = {}
+        lat, outside = {}, {}
         qs = conn.execute("SELECT query, embedding::text FROM demo_queries ORDER BY id").fetchall()
+        counters = "SELECT inference_ms FROM ettin_models() WHERE name = %s AND onnx_file = 'onnx/model_cls.onnx'"
         for k in (20, 100):
-            times = []
+            times, inference = [], []
             for rep in range(3):
                 for query, emb in qs:
+                    before = conn.execute(counters, (name,)).fetchone()[0]
                     t = time.perf_counter()
                     conn.execute(
                         """WITH c AS (SELECT id, body FROM passages ORDER BY embedding <=> %s::vector LIMIT %s),
@@ -174,14 +248,20 @@ def bench_ettin(name: str, groups, threads: int) -> dict:
                         (emb, k, query, name),
                     ).fetchall()
                     times.append((time.perf_counter() - t) * 1000)
+                    inference.append(conn.execute(counters, (name,)).fetchone()[0] - before)
             lat[k] = (statistics.median(times), float(np.percentile(times, 95)))
-        pid = conn.info.backend_pid
-        rss = 0
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1]) // 1024
-    return {"rate": rate, "load_ms": load_ms, "first_call_s": first_call, "lat": lat, "rss_mb": rss}
+            # Share of the statement's wall time (client round trip included) spent outside
+            # ONNX Runtime's run: pgvector, tokenization, head, SQL, transfer.
+            outside[k] = 1 - sum(inference) / sum(times)
+    result = {"rate": rate, "rate_b32": rate_b32, "rate_cls": rate_cls, "rate_int8": rate_int8,
+              "cls_max_diff_sigma": cls_vs_plain, "int8_spearman": int8_rho, "load_ms": load_ms,
+              "first_call_s": first_call, "lat": lat, "outside_inference": outside, "rss_mb": rss}
+    if concurrency:
+        one = bench_concurrency(name, groups, threads, 1, "onnx/model_cls.onnx")
+        result["concurrency"] = {"1 conn": one}
+        for t in sorted({threads, 1}, reverse=True):
+            result["concurrency"][f"4 conn, threads={t}"] = bench_concurrency(name, groups, t, 4, "onnx/model_cls.onnx")
+    return result
 
 
 def main() -> None:
@@ -195,6 +275,7 @@ def main() -> None:
         saved = json.loads((REPO / "docs" / "bench.json").read_text())
         for r in saved["results"].values():
             r["ettin"]["lat"] = {int(k): v for k, v in r["ettin"]["lat"].items()}
+            r["ettin"]["outside_inference"] = {int(k): v for k, v in r["ettin"]["outside_inference"].items()}
         return write_report(saved["results"], saved["threads"])
 
     from make_fixtures import corpus_sentences
@@ -217,8 +298,9 @@ def main() -> None:
             print(f"== {arch}: {len(pairs)} pairs", file=sys.stderr)
             st = bench_st(model_dir, pairs, args.threads)
             ort_rate = bench_ort(model_dir, groups, args.threads)
-            et = bench_ettin(f"bench/ettin-{arch}", groups, args.threads)
-            results[arch] = {"pairs": len(pairs), "st": st, "ort": ort_rate, "ettin": et}
+            ort_budget = bench_ort(model_dir, groups, args.threads, batch_tokens=1024)
+            et = bench_ettin(f"bench/ettin-{arch}", groups, args.threads, concurrency=arch == "17m")
+            results[arch] = {"pairs": len(pairs), "st": st, "ort": ort_rate, "ort_budget": ort_budget, "ettin": et}
             print(json.dumps(results[arch]), file=sys.stderr)
     finally:
         cluster("stop")
@@ -235,31 +317,74 @@ def write_report(results: dict, threads: int) -> None:
     lines = [
         "# ettin benchmark",
         "",
-        f"Machine: {cpu}, {os.cpu_count()} cores; {threads} threads for every engine; fp32; max_length 512; "
-        "NQ-like pairs, 100 documents per query; produced by `bench/run.py`.",
+        f"Machine: {cpu}, {os.cpu_count()} cores; {threads} threads for every engine; max_length 512; "
+        "NQ-like pairs, 100 documents per query; random-weight Ettin architectures (init std 0.1); "
+        "produced by `bench/run.py` in one run (same model files, same pairs).",
         "",
-        "| model | pairs | sentence-transformers pairs/s | onnxruntime-Python pairs/s | ettin SQL pairs/s | ettin / ST | ettin / ORT | top-20 p50 / p95 ms | top-100 p50 / p95 ms | load ms | backend RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "Throughput in pairs/s (tokenization and head included). ORT-Python = onnxruntime 1.31.1 from "
+        "Python on the same ONNX file, per query of 100; *b32* = length-sorted batches of 32, *1K* = "
+        "ettin's plan (≤ 1024 padded tokens per batch). ettin columns go through SQL "
+        "(`rerank_score(query, documents[])` over psycopg): *default* = Hub graph and default settings, "
+        "*b32* = `ettin.batch_tokens = 16384`, *CLS* = the export tool's `onnx/model_cls.onnx`, "
+        "*int8* = its dynamic-int8 variant (opt-in).",
+        "",
+        "| model | pairs | ST fp32 | ORT-Py b32 | ORT-Py 1K | ettin default | ettin b32 | ettin CLS | ettin int8 "
+        "| default / ORT-Py 1K | b32 / ORT-Py b32 | CLS / ST | int8 / CLS | int8 Spearman | CLS max diff |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arch, r in results.items():
         e = r["ettin"]
         lines.append(
-            f"| ettin-{arch} (random) | {r['pairs']} | {r['st']:.1f} | {r['ort']:.1f} | {e['rate']:.1f} | {e['rate'] / r['st']:.2f}× | "
-            f"{e['rate'] / r['ort']:.2f}× | {e['lat'][20][0]:.0f} / {e['lat'][20][1]:.0f} | {e['lat'][100][0]:.0f} / {e['lat'][100][1]:.0f} | "
-            f"{e['load_ms']:.0f} | {e['rss_mb']} |"
+            f"| ettin-{arch} | {r['pairs']} | {r['st']:.1f} | {r['ort']:.1f} | {r['ort_budget']:.1f} | {e['rate']:.1f} | "
+            f"{e['rate_b32']:.1f} | {e['rate_cls']:.1f} | {e['rate_int8']:.1f} | {e['rate'] / r['ort_budget']:.2f}× | "
+            f"{e['rate_b32'] / r['ort']:.2f}× | **{e['rate_cls'] / r['st']:.2f}×** | {e['rate_int8'] / e['rate_cls']:.2f}× | "
+            f"{e['int8_spearman']:.3f} | {e['cls_max_diff_sigma']:.1e} σ |"
         )
+    lines += [
+        "",
+        "Latency of one SQL statement: pgvector HNSW top-k on the demo corpus (3000 passages) + "
+        "`ettin_rerank` of the k candidates with the CLS graph (8 queries × 3). *outside inference* = share of "
+        "the statement's wall time (client round trip included) not spent in ONNX Runtime's run "
+        "(from `ettin_models().inference_ms`).",
+        "",
+        "| model | top-20 p50 / p95 ms | top-100 p50 / p95 ms | outside inference top-20 / top-100 | load ms | backend RSS MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arch, r in results.items():
+        e = r["ettin"]
+        lines.append(
+            f"| ettin-{arch} | {e['lat'][20][0]:.0f} / {e['lat'][20][1]:.0f} | {e['lat'][100][0]:.0f} / {e['lat'][100][1]:.0f} | "
+            f"{e['outside_inference'][20] * 100:.1f}% / {e['outside_inference'][100] * 100:.1f}% | {e['load_ms']:.0f} | {e['rss_mb']} |"
+        )
+    for arch, r in results.items():
+        conc = r["ettin"].get("concurrency")
+        if not conc:
+            continue
+        one = conc["1 conn"]
+        lines += ["", f"Concurrent connections (ettin-{arch}, CLS graph, aggregate pairs/s):", "", "| setting | pairs/s | vs 1 connection |", "|---|---|---|"]
+        lines += [f"| {k} | {v:.1f} | {v / one:.2f}× |" for k, v in conc.items()]
     (REPO / "docs" / "bench.md").write_text("\n".join(lines) + "\n")
     (REPO / "docs" / "bench.json").write_text(json.dumps({"threads": threads, "results": results}, indent=1))
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     archs = list(results)
+    series = [
+        ("sentence-transformers", lambda r: r["st"]),
+        ("ORT-Python b32", lambda r: r["ort"]),
+        ("ORT-Python 1K", lambda r: r["ort_budget"]),
+        ("ettin default", lambda r: r["ettin"]["rate"]),
+        ("ettin CLS", lambda r: r["ettin"]["rate_cls"]),
+        ("ettin CLS int8", lambda r: r["ettin"]["rate_int8"]),
+    ]
+    width = 0.8 / len(series)
     x = np.arange(len(archs))
-    for i, (key, label) in enumerate([("st", "sentence-transformers"), ("ort", "onnxruntime-Python"), ("ettin", "ettin (SQL)")]):
-        vals = [results[a][key]["rate"] if key == "ettin" else results[a][key] for a in archs]
-        ax.bar(x + (i - 1) * 0.27, vals, 0.27, label=label)
+    for i, (label, get) in enumerate(series):
+        # Each model relative to sentence-transformers, so 17m and 150m share one axis.
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, [get(results[a]) / results[a]["st"] for a in archs], width, label=label)
+    ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xticks(x, [f"ettin-{a}" for a in archs])
-    ax.set_ylabel("pairs / s (higher is better)")
+    ax.set_ylabel("throughput vs sentence-transformers")
     ax.set_title(f"CPU reranking throughput ({os.cpu_count()} cores, {threads} threads)")
-    ax.legend()
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(REPO / "docs" / "bench.png", dpi=120)
     print((REPO / "docs" / "bench.md").read_text())

@@ -16,6 +16,10 @@ else
   cargo pgrx install --release --sudo --pg-config "$PG_CONFIG"
 fi
 pkglibdir=$("$PG_CONFIG" --pkglibdir)
+# The shared inference worker (ettin.inference = shared) runs ONNX Runtime outside Postgres.
+cargo build --release -p ettin-engine --bin ettin-inferd
+$SUDO install -m 0755 "${CARGO_TARGET_DIR:-target}/release/ettin-inferd" "$pkglibdir/ettin-inferd"
+echo "== inference worker: $pkglibdir/ettin-inferd"
 $SUDO install -m 0755 "$ORT_DIR/libonnxruntime.so.$ORT_VERSION" "$pkglibdir/libonnxruntime.so.$ORT_VERSION"
 echo "== ONNX Runtime: $pkglibdir/libonnxruntime.so.$ORT_VERSION"
 # The default ettin.model_dir; owned by postgres so the server can read (and later download) models.

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use ettin_engine::hub::{self, DownloadObserver};
 use ettin_engine::registry;
 use ettin_engine::runtime::{self, Runtime, DEFAULT_LIBRARY_NAME};
+use ettin_engine::shared::{self, ScoreRequest};
 use ettin_engine::{
-    resolve_model_dir, ActivationChoice, BatchLimits, EngineError, LoadOptions, Model, ScoreOptions,
+    resolve_model_dir, ActivationChoice, BatchLimits, CudaOptions, DeviceChoice, EngineError,
+    LoadOptions, Model, ScoreOptions,
 };
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -23,7 +25,7 @@ fn pkglib_dir() -> PathBuf {
     PathBuf::from(raw.to_string_lossy().into_owned())
 }
 
-fn onnxruntime_library_path() -> PathBuf {
+pub fn onnxruntime_library_path() -> PathBuf {
     let configured = guc::string(&guc::ONNXRUNTIME_LIBRARY);
     if configured.is_empty() {
         pkglib_dir().join(DEFAULT_LIBRARY_NAME)
@@ -66,12 +68,17 @@ fn download_model(root: &Path, name: &str) -> PathBuf {
     .or_raise()
 }
 
-/// The named model (or `ettin.model`), loaded once per backend; a missing one with a Hub id's
-/// shape is downloaded when ettin.allow_download lets this role trigger it (other missing names
-/// fall through to the loader's "directory does not exist").
-fn model(name: Option<&str>) -> Arc<Model> {
+fn shared_inference() -> bool {
+    guc::INFERENCE.get() == guc::Inference::Shared
+}
+
+/// The named model (or `ettin.model`) and its directory; a missing one with a Hub id's shape is
+/// downloaded when ettin.allow_download lets this role trigger it (other missing names fall
+/// through to the loader's "directory does not exist").
+fn resolve_model(name: Option<&str>) -> (String, PathBuf) {
     let default_name = guc::string(&guc::MODEL);
-    let name = name.unwrap_or(&default_name);
+    let name = name.unwrap_or(&default_name).to_owned();
+    let name = name.as_str();
     let root = PathBuf::from(guc::string(&guc::MODEL_DIR));
     let mut dir = resolve_model_dir(&root, name).or_raise();
     if !dir.exists() && hub::is_hub_id(name) {
@@ -91,14 +98,44 @@ fn model(name: Option<&str>) -> Arc<Model> {
             );
         }
     }
-    let onnx_file = Some(guc::string(&guc::ONNX_FILE)).filter(|f| !f.is_empty());
+    (name.to_owned(), dir)
+}
+
+fn onnx_file_setting() -> Option<String> {
+    Some(guc::string(&guc::ONNX_FILE)).filter(|f| !f.is_empty())
+}
+
+/// The named model loaded in this backend (once; later calls reuse it).
+fn model(name: Option<&str>) -> Arc<Model> {
+    let (name, dir) = resolve_model(name);
+    let name = name.as_str();
+    let onnx_file = onnx_file_setting();
     let options = LoadOptions {
         intra_threads: guc::THREADS.get().max(0) as usize,
         // A database server shares its cores: idle ONNX Runtime threads sleep rather than spin.
         spinning: false,
         onnx_file,
+        device: match guc::DEVICE.get() {
+            guc::DeviceSetting::Cpu => DeviceChoice::Cpu,
+            guc::DeviceSetting::Cuda => DeviceChoice::Cuda,
+            guc::DeviceSetting::Auto => DeviceChoice::Auto,
+        },
+        cuda: CudaOptions {
+            device_id: guc::CUDA_DEVICE_ID.get(),
+            tf32: guc::CUDA_TF32.get(),
+            memory_limit: guc::CUDA_MEMORY_LIMIT_MB.get().max(0) as usize * 1024 * 1024,
+        },
     };
-    registry::get_or_load(runtime(), name, &dir, options).or_raise()
+    registry::get_or_load(runtime(), name, &dir, options, |m| {
+        pgrx::log!(
+            "ettin: model \"{name}\" ({}) loaded on {} ({}) in {:.0} ms",
+            m.files.onnx.display(),
+            m.device(),
+            m.device_reason,
+            m.load_ms
+        );
+    })
+    .or_raise()
 }
 
 fn score_options(model: &Model) -> ScoreOptions {
@@ -131,6 +168,13 @@ fn score_documents(
     if pairs.is_empty() {
         return vec![None; documents.len()];
     }
+    if shared_inference() {
+        let mut scores = score_in_worker(query, &pairs, model_name).into_iter();
+        return documents
+            .iter()
+            .map(|d| d.and_then(|_| scores.next()))
+            .collect();
+    }
     let model = model(model_name);
     let mut scores = model
         .score(&pairs, &score_options(&model), &mut || {
@@ -144,15 +188,65 @@ fn score_documents(
         .collect()
 }
 
-/// Version, ONNX Runtime library and execution providers of this backend.
+/// Score through the shared inference worker; the settings travel with the request.
+fn score_in_worker(query: &str, pairs: &[(&str, &str)], model_name: Option<&str>) -> Vec<f32> {
+    if let Some(file) = onnx_file_setting() {
+        ettin_engine::files::check_onnx_file(&file).or_raise();
+    }
+    let (name, dir) = resolve_model(model_name);
+    let request = ScoreRequest {
+        name,
+        dir,
+        onnx_file: onnx_file_setting(),
+        max_length: guc::MAX_LENGTH.get() as usize,
+        max_pairs: guc::BATCH_SIZE.get() as usize,
+        max_tokens: guc::BATCH_TOKENS.get() as usize,
+        max_total_tokens: guc::MAX_TOKENS_PER_CALL.get() as usize,
+        activation: match guc::ACTIVATION.get() {
+            guc::ActivationSetting::Model => "model",
+            guc::ActivationSetting::Raw => "raw",
+            guc::ActivationSetting::Sigmoid => "sigmoid",
+        }
+        .into(),
+        query: query.to_owned(),
+        documents: pairs.iter().map(|(_, d)| (*d).to_owned()).collect(),
+    };
+    shared::score(&crate::worker::socket_path(), request, &mut || {
+        pgrx::check_for_interrupts!();
+    })
+    .or_raise()
+}
+
+fn worker_status() -> serde_json::Value {
+    match shared::status(&crate::worker::socket_path()) {
+        Ok(v) => v,
+        Err(e) => serde_json::json!({ "error": e.message }),
+    }
+}
+
+/// Version, ONNX Runtime library and execution providers (of this backend, or in shared mode of
+/// the inference worker, with its queue and counters).
 #[pg_extern(stable, parallel_safe)]
 fn ettin_info() -> JsonB {
+    if shared_inference() {
+        return JsonB(serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "inference": "shared",
+            "worker": worker_status(),
+            "model_dir": guc::string(&guc::MODEL_DIR),
+            "model": guc::string(&guc::MODEL),
+            "hub_endpoint": guc::string(&guc::HUB_ENDPOINT),
+        }));
+    }
     let rt = runtime();
     JsonB(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "inference": "backend",
         "onnxruntime": rt.version,
         "library": rt.library.display().to_string(),
         "providers": rt.providers,
+        "cuda_available": rt.providers.iter().any(|p| p == "CUDAExecutionProvider"),
+        "device_setting": format!("{:?}", guc::DEVICE.get()).to_lowercase(),
         "model_dir": guc::string(&guc::MODEL_DIR),
         "model": guc::string(&guc::MODEL),
         "models_loaded": registry::loaded_count(),
@@ -261,6 +355,35 @@ fn ettin_models() -> TableIterator<
     ),
 > {
     let max_length = guc::MAX_LENGTH.get() as usize;
+    if shared_inference() {
+        let status = worker_status();
+        let rows: Vec<_> = status["models"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .map(|m| {
+                let text = |k: &str| m[k].as_str().unwrap_or("").to_owned();
+                let num = |k: &str| m[k].as_f64().unwrap_or(0.0);
+                (
+                    text("name"),
+                    text("path"),
+                    text("onnx_file"),
+                    text("layout"),
+                    format!("{} (shared)", text("device")),
+                    max_length as i32,
+                    num("load_ms") as f32,
+                    num("calls") as i64,
+                    num("pairs") as i64,
+                    num("tokens") as i64,
+                    num("tokenize_ms"),
+                    num("inference_ms"),
+                    num("total_ms"),
+                )
+            })
+            .collect();
+        return TableIterator::new(rows);
+    }
     let rows: Vec<_> = registry::loaded_named()
         .into_iter()
         .map(|(name, m)| {
@@ -275,7 +398,7 @@ fn ettin_models() -> TableIterator<
                 m.files.dir.display().to_string(),
                 onnx.display().to_string(),
                 m.files.layout.as_str().to_owned(),
-                m.device().to_owned(),
+                m.device(),
                 m.effective_max_length(max_length) as i32,
                 m.load_ms,
                 c.calls as i64,

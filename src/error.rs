@@ -11,6 +11,7 @@ fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::External => PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
         ErrorKind::Unsupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
         ErrorKind::TooLarge => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        ErrorKind::Unavailable => PgSqlErrorCode::ERRCODE_CANNOT_CONNECT_NOW,
     }
 }
 
@@ -22,6 +23,7 @@ fn default_hint(kind: ErrorKind) -> &'static str {
         ErrorKind::External => "check the model's files: copy them again, or re-export the model with tools/export_model.py",
         ErrorKind::Unsupported => "see the README for the model layouts and settings ettin supports",
         ErrorKind::TooLarge => "score fewer or shorter documents per call, or lower ettin.max_length",
+        ErrorKind::Unavailable => "retry: the inference worker restarts by itself",
     }
 }
 

@@ -82,6 +82,50 @@ pub enum ActivationSetting {
 pub static ACTIVATION: GucSetting<ActivationSetting> =
     GucSetting::<ActivationSetting>::new(ActivationSetting::Model);
 
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DeviceSetting {
+    /// ONNX Runtime's CPU provider.
+    #[name = c"cpu"]
+    Cpu,
+    /// The CUDA provider, or an ERROR when it is missing or does not start (never a silent CPU run).
+    #[name = c"cuda"]
+    Cuda,
+    /// CUDA when the loaded ONNX Runtime has it and it starts, else CPU; the server log says which.
+    #[name = c"auto"]
+    Auto,
+}
+
+/// Where models run: `cpu`, `cuda` or `auto`. Applies when a backend loads a model; a model
+/// loaded under another device setting is a separate cache entry.
+pub static DEVICE: GucSetting<DeviceSetting> =
+    GucSetting::<DeviceSetting>::new(DeviceSetting::Auto);
+
+/// CUDA device ordinal models load on.
+pub static CUDA_DEVICE_ID: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// TF32 matmuls on the GPU: ONNX Runtime's default and faster; off reproduces CPU fp32 scores
+/// within 1e-3 σ.
+pub static CUDA_TF32: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Bound, in MB, on each model session's CUDA memory arena (0: no bound). Every backend that
+/// loads a model on the GPU holds its own session: set this so N backends fit the card.
+pub static CUDA_MEMORY_LIMIT_MB: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Inference {
+    /// Each backend loads the models it uses and runs ONNX Runtime itself.
+    #[name = c"backend"]
+    Backend,
+    /// One worker process (ettin-inferd, supervised by a background worker) owns the models;
+    /// backends send it their pairs. Needs shared_preload_libraries = 'ettin' and a restart.
+    #[name = c"shared"]
+    Shared,
+}
+
+/// Where inference runs: `backend` (each connection) or `shared` (one worker for all; server
+/// start, with `shared_preload_libraries = 'ettin'`).
+pub static INFERENCE: GucSetting<Inference> = GucSetting::<Inference>::new(Inference::Backend);
+
 pub fn register() {
     GucRegistry::define_string_guc(
         c"ettin.model",
@@ -179,6 +223,52 @@ pub fn register() {
         c"ettin_download() (superuser) fetches a model ahead of time whatever this says, unless it is off.",
         &ALLOW_DOWNLOAD,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"ettin.device",
+        c"Where models run: cpu, cuda or auto.",
+        c"auto uses CUDA when the loaded ONNX Runtime has the CUDA provider and it starts, else CPU. cuda without it is an error.",
+        &DEVICE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ettin.cuda_device_id",
+        c"CUDA device ordinal models load on.",
+        c"",
+        &CUDA_DEVICE_ID,
+        0,
+        64,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"ettin.cuda_tf32",
+        c"Allow TF32 matmuls on the GPU (faster; off for exact parity with CPU fp32).",
+        c"",
+        &CUDA_TF32,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ettin.cuda_memory_limit",
+        c"Bound on each model session's CUDA memory arena (0: none).",
+        c"Each backend that loads a model on the GPU holds its own session.",
+        &CUDA_MEMORY_LIMIT_MB,
+        0,
+        1 << 20,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
+    );
+    // Sighup, not postmaster: a library that is not preloaded may not define postmaster settings
+    // (FATAL). The supervisor is only started when this says shared at server start.
+    GucRegistry::define_enum_guc(
+        c"ettin.inference",
+        c"Where inference runs: backend (each connection) or shared (one worker process).",
+        c"shared needs shared_preload_libraries = 'ettin' and takes effect at server start.",
+        &INFERENCE,
+        GucContext::Sighup,
         GucFlags::default(),
     );
     GucRegistry::define_string_guc(

@@ -8,12 +8,15 @@ use pgrx::prelude::*;
 mod api;
 mod error;
 mod guc;
+mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 
-/// Registers settings only. ONNX Runtime and models load on first use in each backend: threads
-/// created here would be lost when the postmaster forks.
+/// Registers settings (and, when preloaded with ettin.inference = shared, the supervisor
+/// background worker). ONNX Runtime and models load on first use: threads created here would be
+/// lost when the postmaster forks.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
+    worker::register_if_preloading();
 }

@@ -41,7 +41,8 @@ for _ in $(seq 50); do
 done
 
 trap '"$cluster" stop; kill $HUB_PID 2>/dev/null || true' EXIT
-"$cluster" start "ettin.model_dir = '$models'" "ettin.hub_endpoint = 'http://127.0.0.1:$HUB_PORT'"
+settings="\"ettin.model_dir = '$models'\" \"ettin.hub_endpoint = 'http://127.0.0.1:$HUB_PORT'\""
+eval "\"\$cluster\" start $settings"
 eval "$("$cluster" env)"
 started=$(psql -XAtq -d postgres -c "SELECT pg_postmaster_start_time()")
 psql -Xq -d postgres -c "DROP DATABASE IF EXISTS ettin_test" -c "CREATE DATABASE ettin_test"
@@ -85,5 +86,12 @@ if [ "$(psql -XAtq -d postgres -c "SELECT pg_postmaster_start_time()")" != "$sta
   echo "FAIL a backend crashed; see $ETTIN_CLUSTER_ROOT/server.log"; status=1
 else
   echo "ok   no backend crashed"
+fi
+
+# Last, as it restarts the cluster: ettin.inference = shared (parity, batching, cancel, kill -9).
+if ETTIN_TEST_DB=ettin_test ETTIN_TEST_SETTINGS="$settings" bash "$here/shared.sh" >"$ETTIN_CLUSTER_ROOT/shared.out" 2>&1; then
+  echo "ok   shared"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/shared.out"
+else
+  echo "FAIL shared"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/shared.out" | tail -40; status=1
 fi
 exit $status

@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             intra_threads: threads,
             spinning: std::env::var("ETTIN_SPINNING").is_ok_and(|v| v == "1"),
             onnx_file: std::env::var("ETTIN_ONNX_FILE").ok(),
+            ..Default::default()
         },
     )?;
     let pairs: Vec<(String, String)> = serde_json::from_str(&std::fs::read_to_string(pairs_file)?)?;

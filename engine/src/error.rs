@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Unsupported,
     /// A request too big to run (memory guard).
     TooLarge,
+    /// The shared inference worker is not reachable or went away mid-request.
+    Unavailable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,10 +9,13 @@ pub mod hub;
 pub mod model;
 pub mod registry;
 pub mod runtime;
+pub mod shared;
 pub mod signals;
 pub mod tokenize;
 
 pub use batch::BatchLimits;
 pub use error::{EngineError, ErrorKind, Result};
 pub use files::{resolve_model_dir, Layout};
-pub use model::{ActivationChoice, LoadOptions, Model, ScoreOptions};
+pub use model::{
+    ActivationChoice, CudaOptions, Device, DeviceChoice, LoadOptions, Model, ScoreOptions,
+};

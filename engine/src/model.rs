@@ -27,6 +27,46 @@ pub enum ActivationChoice {
     Sigmoid,
 }
 
+/// Where a model should run (the `ettin.device` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    Cpu,
+    /// CUDA or an error: never a silent CPU fallback.
+    Cuda,
+    /// CUDA when the loaded ONNX Runtime has the provider and it starts, else CPU.
+    #[default]
+    Auto,
+}
+
+/// CUDA execution provider options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CudaOptions {
+    pub device_id: i32,
+    /// TF32 matmuls: ONNX Runtime's default and faster, but scores move ~1e-3 σ; off for parity.
+    pub tf32: bool,
+    /// Bound on the session's GPU memory arena in bytes (0: no bound); several backends share a GPU.
+    pub memory_limit: usize,
+}
+
+impl Default for CudaOptions {
+    fn default() -> Self {
+        CudaOptions {
+            device_id: 0,
+            tf32: true,
+            memory_limit: 0,
+        }
+    }
+}
+
+/// The device a loaded model actually runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda(i32),
+}
+
+const CUDA_PROVIDER: &str = "CUDAExecutionProvider";
+
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per physical core).
@@ -36,6 +76,15 @@ pub struct LoadOptions {
     pub spinning: bool,
     /// A graph other than onnx/model.onnx, relative to the model directory.
     pub onnx_file: Option<String>,
+    pub device: DeviceChoice,
+    pub cuda: CudaOptions,
+}
+
+impl LoadOptions {
+    /// What makes two loads of one directory different models in the cache.
+    pub fn cache_key(&self) -> String {
+        format!("{:?}|{:?}|{:?}", self.onnx_file, self.device, self.cuda)
+    }
 }
 
 /// Work a model has done in this process, for ettin_models() and the benchmark's "time outside
@@ -114,6 +163,9 @@ pub struct Model {
     feeds_token_type_ids: bool,
     output_name: String,
     output: GraphOutput,
+    pub device: Device,
+    /// Why this device: e.g. "auto: ONNX Runtime has no CUDA provider".
+    pub device_reason: String,
     pub options: LoadOptions,
     pub counters: Counters,
 }
@@ -124,6 +176,20 @@ const CLS_OUTPUT: &str = "cls_hidden_state";
 const LOGITS_OUTPUT: &str = "logits";
 
 pub const CPU_BATCH_TOKENS: usize = 1024;
+pub const GPU_BATCH_TOKENS: usize = 16384;
+
+fn cuda_provider(device_id: i32, cuda: CudaOptions) -> ort::ep::ExecutionProviderDispatch {
+    let mut ep = ort::ep::CUDA::default()
+        .with_device_id(device_id)
+        .with_tf32(cuda.tf32);
+    if cuda.memory_limit > 0 {
+        // Grow the arena only by what is asked, so the bound is what a session really holds.
+        ep = ep
+            .with_memory_limit(cuda.memory_limit)
+            .with_arena_extend_strategy(ort::ep::ArenaExtendStrategy::SameAsRequested);
+    }
+    ep.build().error_on_failure()
+}
 
 /// Pairs tokenized between two cancel checks.
 const ENCODE_CHUNK: usize = 256;
@@ -145,24 +211,75 @@ impl Model {
                 .with_detail(detail)
                 .with_hint("check that the file is a complete ONNX export; re-export it with tools/export_model.py")
         };
-        let session = crate::signals::with_signals_blocked(|| -> Result<Session> {
-            Session::builder(&runtime.environment)
-                .and_then(|b| {
-                    b.with_optimization_level(GraphOptimizationLevel::All)
-                        .map_err(Into::into)
-                })
-                .and_then(|b| {
-                    b.with_intra_threads(options.intra_threads)
-                        .map_err(Into::into)
-                })
-                .and_then(|b| {
-                    b.with_intra_op_spinning(options.spinning)
-                        .map_err(Into::into)
-                })
-                .map_err(|e| onnx_error("session options were refused", &e))?
-                .commit_from_file(&files.onnx)
-                .map_err(|e| onnx_error("ONNX Runtime rejected it", &e))
-        })?;
+        let has_cuda = runtime.providers.iter().any(|p| p == CUDA_PROVIDER);
+        let build = |device: Device| {
+            crate::signals::with_signals_blocked(|| -> Result<Session> {
+                let mut builder = Session::builder(&runtime.environment)
+                    .and_then(|b| {
+                        b.with_optimization_level(GraphOptimizationLevel::All)
+                            .map_err(Into::into)
+                    })
+                    .and_then(|b| {
+                        b.with_intra_threads(options.intra_threads)
+                            .map_err(Into::into)
+                    })
+                    .and_then(|b| {
+                        b.with_intra_op_spinning(options.spinning)
+                            .map_err(Into::into)
+                    })
+                    .map_err(|e| onnx_error("session options were refused", &e))?;
+                if let Device::Cuda(id) = device {
+                    builder = builder
+                        .with_execution_providers([cuda_provider(id, options.cuda)])
+                        .map_err(|e| {
+                            EngineError::external(format!("the CUDA execution provider did not start on device {id}"))
+                                .with_detail(e)
+                                .with_hint("check the GPU (nvidia-smi) and that the CUDA 13 and cuDNN 9 libraries are on the server's library path; or set ettin.device = 'cpu'")
+                        })?;
+                }
+                builder
+                    .commit_from_file(&files.onnx)
+                    .map_err(|e| onnx_error("ONNX Runtime rejected it", &e))
+            })
+        };
+        let device_id = options.cuda.device_id;
+        let (session, device, device_reason) = match options.device {
+            DeviceChoice::Cpu => (
+                build(Device::Cpu)?,
+                Device::Cpu,
+                "ettin.device = cpu".to_owned(),
+            ),
+            DeviceChoice::Cuda if !has_cuda => {
+                return Err(EngineError::unsupported(format!(
+                    "ettin.device = cuda, but the ONNX Runtime at \"{}\" has no CUDA execution provider",
+                    runtime.library.display()
+                ))
+                .with_detail(format!("providers: {:?}", runtime.providers))
+                .with_hint("point ettin.onnxruntime_library at a GPU build (the onnxruntime-gpu wheel's libonnxruntime.so.1.31.1, see the README's GPU section), or set ettin.device = 'cpu' or 'auto'"));
+            }
+            DeviceChoice::Cuda => (
+                build(Device::Cuda(device_id))?,
+                Device::Cuda(device_id),
+                "ettin.device = cuda".to_owned(),
+            ),
+            DeviceChoice::Auto if !has_cuda => (
+                build(Device::Cpu)?,
+                Device::Cpu,
+                "auto: ONNX Runtime has no CUDA provider".to_owned(),
+            ),
+            DeviceChoice::Auto => match build(Device::Cuda(device_id)) {
+                Ok(session) => (
+                    session,
+                    Device::Cuda(device_id),
+                    "auto: ONNX Runtime has the CUDA provider".to_owned(),
+                ),
+                Err(e) => (
+                    build(Device::Cpu)?,
+                    Device::Cpu,
+                    format!("auto: CUDA did not start ({})", e.message),
+                ),
+            },
+        };
 
         let input_names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for input in session.inputs() {
@@ -241,6 +358,8 @@ impl Model {
             feeds_token_type_ids,
             output_name,
             output: output_kind,
+            device,
+            device_reason,
             options,
             counters: Counters::default(),
             session: Mutex::new(session),
@@ -248,16 +367,22 @@ impl Model {
         })
     }
 
-    /// Where the session runs.
-    pub fn device(&self) -> &'static str {
-        "cpu"
+    /// Where the session runs, as ettin_models() shows it: `cpu` or `cuda:<id>`.
+    pub fn device(&self) -> String {
+        match self.device {
+            Device::Cpu => "cpu".into(),
+            Device::Cuda(id) => format!("cuda:{id}"),
+        }
     }
 
     /// The padded-token budget per ONNX Runtime call when ettin.batch_tokens is 0. On CPU,
     /// batches of ~1K tokens keep activations in cache and pad little: 1.5–1.75× the throughput
-    /// of 32 × 512 on the benchmark's pairs (docs/bench.md).
+    /// of 32 × 512 on the benchmark's pairs (docs/bench.md); a GPU wants big batches.
     pub fn default_batch_tokens(&self) -> usize {
-        CPU_BATCH_TOKENS
+        match self.device {
+            Device::Cpu => CPU_BATCH_TOKENS,
+            Device::Cuda(_) => GPU_BATCH_TOKENS,
+        }
     }
 
     /// The tokens per pair actually used for a requested max_length.
@@ -281,6 +406,51 @@ impl Model {
             return Ok(Vec::new());
         }
         let call_started = Instant::now();
+        let encoded = self.encode(pairs, options, between_batches)?;
+        let total_tokens: usize = encoded.iter().map(|e| e.ids.len()).sum();
+        let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
+        let mut scores = vec![0f32; pairs.len()];
+        let batches = plan_batches(&lengths, options.limits);
+        let batch_count = batches.len() as u64;
+        for batch in batches {
+            between_batches();
+            let logits = self.infer(&batch.iter().map(|i| &encoded[*i]).collect::<Vec<_>>())?;
+            for (i, logit) in batch.iter().zip(logits) {
+                scores[*i] = logit;
+            }
+        }
+        let activation = self.activation(options.activation);
+        scores.iter_mut().for_each(|s| *s = activation.apply(*s));
+        self.count_call(pairs.len(), total_tokens, batch_count, call_started);
+        Ok(scores)
+    }
+
+    /// The activation a choice means for this model.
+    pub fn activation(&self, choice: ActivationChoice) -> Activation {
+        match choice {
+            ActivationChoice::Model => self.files.activation,
+            ActivationChoice::Raw => Activation::Identity,
+            ActivationChoice::Sigmoid => Activation::Sigmoid,
+        }
+    }
+
+    /// Add one finished call to the counters (score() does; the shared worker per request).
+    pub fn count_call(&self, pairs: usize, tokens: usize, batches: u64, started: Instant) {
+        let c = &self.counters;
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        c.pairs.fetch_add(pairs as u64, Ordering::Relaxed);
+        c.tokens.fetch_add(tokens as u64, Ordering::Relaxed);
+        c.batches.fetch_add(batches, Ordering::Relaxed);
+        add_elapsed(&c.total_ns, started);
+    }
+
+    /// Tokenize pairs at the effective max_length, enforcing the per-call token guard.
+    pub fn encode(
+        &self,
+        pairs: &[(&str, &str)],
+        options: &ScoreOptions,
+        between_batches: &mut dyn FnMut(),
+    ) -> Result<Vec<EncodedPair>> {
         let max_length = self.effective_max_length(options.max_length);
         // Tokenizing thousands of long documents takes a while too: check for cancel per chunk.
         let mut encoded = Vec::with_capacity(pairs.len());
@@ -304,34 +474,12 @@ impl Model {
             }
             encoded.extend(chunk);
         }
-        let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
-        let mut scores = vec![0f32; pairs.len()];
-        let batches = plan_batches(&lengths, options.limits);
-        let batch_count = batches.len() as u64;
-        for batch in batches {
-            between_batches();
-            let logits = self.run_batch(&batch.iter().map(|i| &encoded[*i]).collect::<Vec<_>>())?;
-            for (i, logit) in batch.iter().zip(logits) {
-                scores[*i] = logit;
-            }
-        }
-        let activation = match options.activation {
-            ActivationChoice::Model => self.files.activation,
-            ActivationChoice::Raw => Activation::Identity,
-            ActivationChoice::Sigmoid => Activation::Sigmoid,
-        };
-        scores.iter_mut().for_each(|s| *s = activation.apply(*s));
-        let c = &self.counters;
-        c.calls.fetch_add(1, Ordering::Relaxed);
-        c.pairs.fetch_add(pairs.len() as u64, Ordering::Relaxed);
-        c.tokens.fetch_add(total_tokens as u64, Ordering::Relaxed);
-        c.batches.fetch_add(batch_count, Ordering::Relaxed);
-        add_elapsed(&c.total_ns, call_started);
-        Ok(scores)
+        Ok(encoded)
     }
 
-    /// Pad one batch to its longest pair, run the graph and turn each row into a logit.
-    fn run_batch(&self, batch: &[&EncodedPair]) -> Result<Vec<f32>> {
+    /// Pad one batch to its longest pair, run the graph and turn each row into a logit (before
+    /// the activation).
+    pub fn infer(&self, batch: &[&EncodedPair]) -> Result<Vec<f32>> {
         let rows = batch.len();
         let seq = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
         let pad_id = self.tokenizer.pad_id();

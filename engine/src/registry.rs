@@ -12,47 +12,47 @@ use crate::runtime::Runtime;
 
 struct Entry {
     dir: PathBuf,
-    onnx_file: Option<String>,
+    key: String,
     name: String,
     model: Arc<Model>,
 }
 
 static MODELS: Mutex<Vec<Entry>> = parking_lot::const_mutex(Vec::new());
 
-/// The cached model for `dir`, loading it on first use. `name` is how the caller named it.
+/// The cached model for `dir` and these options, loading it on first use (then `on_load` sees
+/// it, e.g. to log the device). `name` is how the caller named it.
 pub fn get_or_load(
     runtime: &Runtime,
     name: &str,
     dir: &Path,
     options: LoadOptions,
+    on_load: impl FnOnce(&Model),
 ) -> Result<Arc<Model>> {
-    if let Some(model) = cached(dir, options.onnx_file.as_deref()) {
+    let key = options.cache_key();
+    if let Some(model) = cached(dir, &key) {
         return Ok(model);
     }
-    let onnx_file = options.onnx_file.clone();
     // Loading happens outside the lock; if two threads race, the first stored model wins.
     let model = Arc::new(Model::load(runtime, dir, options)?);
+    on_load(&model);
     let mut models = MODELS.lock();
-    if let Some(existing) = models
-        .iter()
-        .find(|e| e.dir == dir && e.onnx_file == onnx_file)
-    {
+    if let Some(existing) = models.iter().find(|e| e.dir == dir && e.key == key) {
         return Ok(Arc::clone(&existing.model));
     }
     models.push(Entry {
         dir: dir.to_path_buf(),
-        onnx_file,
+        key,
         name: name.to_owned(),
         model: Arc::clone(&model),
     });
     Ok(model)
 }
 
-fn cached(dir: &Path, onnx_file: Option<&str>) -> Option<Arc<Model>> {
+fn cached(dir: &Path, key: &str) -> Option<Arc<Model>> {
     MODELS
         .lock()
         .iter()
-        .find(|e| e.dir == dir && e.onnx_file.as_deref() == onnx_file)
+        .find(|e| e.dir == dir && e.key == key)
         .map(|e| Arc::clone(&e.model))
 }
 

@@ -1,0 +1,128 @@
+//! `ettin.inference = shared`: a background worker that supervises `ettin-inferd`, the process
+//! that owns the models. ONNX Runtime never runs in a Postgres process in this mode: a crash in
+//! inference kills only ettin-inferd (a crashed Postgres child would make the postmaster restart
+//! every connection). The supervisor restarts it; backends see a clean ERROR meanwhile.
+
+use std::ffi::CStr;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::prelude::*;
+
+use crate::guc;
+
+/// The worker's socket, relative to the data directory (every backend's working directory):
+/// only the server's OS user can reach it, and no path length limit applies.
+pub const SOCKET: &str = "ettin_inference.sock";
+
+pub fn socket_path() -> PathBuf {
+    PathBuf::from(SOCKET)
+}
+
+/// Called from _PG_init while shared_preload_libraries loads: register the supervisor.
+pub fn register_if_preloading() {
+    // SAFETY: a plain global the postmaster sets while loading shared_preload_libraries.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    if guc::INFERENCE.get() != guc::Inference::Shared {
+        return;
+    }
+    BackgroundWorkerBuilder::new("ettin inference supervisor")
+        .set_type("ettin inference supervisor")
+        .set_function("ettin_supervisor_main")
+        .set_library("ettin")
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .enable_shmem_access(None)
+        .load();
+}
+
+fn pkglib_dir() -> PathBuf {
+    // SAFETY: pkglib_path is a NUL-terminated path Postgres fills at startup and never changes.
+    let raw = unsafe { CStr::from_ptr((&raw const pg_sys::pkglib_path).cast()) };
+    PathBuf::from(raw.to_string_lossy().into_owned())
+}
+
+fn spawn() -> std::io::Result<Child> {
+    let device = match guc::DEVICE.get() {
+        guc::DeviceSetting::Cpu => "cpu",
+        guc::DeviceSetting::Cuda => "cuda",
+        guc::DeviceSetting::Auto => "auto",
+    };
+    Command::new(pkglib_dir().join("ettin-inferd"))
+        .arg("--socket")
+        .arg(SOCKET)
+        .arg("--onnxruntime")
+        .arg(crate::api::onnxruntime_library_path())
+        .args(["--threads", &guc::THREADS.get().max(0).to_string()])
+        .args(["--device", device])
+        .args(["--cuda-device-id", &guc::CUDA_DEVICE_ID.get().to_string()])
+        .args([
+            "--cuda-tf32",
+            if guc::CUDA_TF32.get() { "on" } else { "off" },
+        ])
+        .args([
+            "--cuda-memory-limit",
+            &(guc::CUDA_MEMORY_LIMIT_MB.get().max(0) as usize * 1024 * 1024).to_string(),
+        ])
+        .spawn()
+}
+
+/// The supervisor's main loop: keep one ettin-inferd running; restart it when it exits (after a
+/// short pause that grows while it keeps failing); stop it when Postgres stops.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn ettin_supervisor_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let mut child: Option<(Child, Instant)> = None;
+    let mut next_start = Instant::now();
+    let mut backoff = Duration::from_millis(500);
+    while BackgroundWorker::wait_latch(Some(Duration::from_millis(200))) {
+        if let Some((running, since)) = child.as_mut() {
+            match running.try_wait() {
+                Ok(None) => continue,
+                Ok(Some(status)) => {
+                    log!(
+                        "ettin: inference worker (pid {}) exited: {status}; restarting",
+                        running.id()
+                    );
+                    // A worker that ran a while had a one-off failure: restart quickly.
+                    if since.elapsed() > Duration::from_secs(30) {
+                        backoff = Duration::from_millis(500);
+                    }
+                    next_start = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    child = None;
+                }
+                Err(e) => {
+                    warning!("ettin: cannot check the inference worker: {e}");
+                    continue;
+                }
+            }
+        }
+        if child.is_none() && Instant::now() >= next_start {
+            match spawn() {
+                Ok(c) => {
+                    log!("ettin: started inference worker (pid {})", c.id());
+                    child = Some((c, Instant::now()));
+                }
+                Err(e) => {
+                    warning!(
+                        "ettin: cannot start {}: {e}",
+                        pkglib_dir().join("ettin-inferd").display()
+                    );
+                    next_start = Instant::now() + Duration::from_secs(5);
+                }
+            }
+        }
+    }
+    // SIGTERM (server shutdown): stop the worker with us.
+    if let Some((mut c, _)) = child {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let _ = c.wait();
+    }
+    let _ = std::fs::remove_file(SOCKET);
+}

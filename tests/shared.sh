@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# ettin.inference = shared: restart the test cluster with the supervisor preloaded, rerun the
+# parity suite (same scores as backend mode), then the worker checks in tests/python/test_shared.py
+# (no ONNX Runtime in backends, cross-connection batching, cancel, kill -9 under load).
+# Needs the settings run_sql_tests.sh starts the cluster with in ETTIN_TEST_SETTINGS.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+cluster="$repo/scripts/cluster.sh"
+# shellcheck disable=SC2086
+eval "set -- $ETTIN_TEST_SETTINGS"
+"$cluster" start "$@" "shared_preload_libraries = 'ettin'" "ettin.inference = 'shared'" >/dev/null
+eval "$("$cluster" env)"
+for _ in $(seq 100); do
+  psql -XAtq -d "$ETTIN_TEST_DB" -c "SELECT ettin_info()->'worker' ? 'pid'" 2>/dev/null | grep -q t && break
+  sleep 0.2
+done
+(cd "$repo" && psql -X -q -v ON_ERROR_STOP=1 -d "$ETTIN_TEST_DB" -f tests/sql/02_parity.sql >/dev/null)
+echo "shared: parity suite (tests/sql/02_parity.sql) passes through the worker"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+if "${ETTIN_TEST_VENV:-/var/cache/ettin/venv}/bin/python" "$here/python/test_shared.py" >"$out" 2>&1; then
+  grep -oE "(cross-connection batching|shared cancel|worker killed).*" "$out" || true
+else
+  tail -40 "$out"; exit 1
+fi
