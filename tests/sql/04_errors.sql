@@ -24,6 +24,18 @@ SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'ettin-test/modular'
 SET ettin.onnx_file = 'onnx/model_cls.onnx';
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'ettin-test/classic')$$, '58P01');
 RESET ettin.onnx_file;
+-- ettin.device: cuda without a CUDA-enabled ONNX Runtime is an ERROR, never a silent CPU run;
+-- auto falls back to the CPU (and says so in the server log)
+SELECT pg_temp.assert((ettin_info()->>'cuda_available')::boolean = false, 'this ONNX Runtime has no CUDA provider');
+SET ettin.device = 'cuda';
+SELECT pg_temp.assert(pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'ettin-test/modular')$$, '0A000') LIKE '%no CUDA execution provider%',
+  'cuda without the provider is 0A000');
+SET ettin.device = 'auto';
+SELECT pg_temp.assert(rerank_score('q', 'd', 'ettin-test/modular') IS NOT NULL, 'auto scores');
+SELECT pg_temp.assert(count(*) > 0 AND bool_and(device = 'cpu'), 'auto runs on the CPU here') FROM ettin_models();
+SET ettin.device = 'cpu';
+SELECT pg_temp.assert(rerank_score('q', 'd', 'ettin-test/modular') IS NOT NULL, 'cpu scores');
+RESET ettin.device;
 -- settings out of range are refused by Postgres itself
 SELECT pg_temp.expect_error($$SET ettin.max_length = 8$$, '22023', false);
 SELECT pg_temp.expect_error($$SET ettin.max_length = 100000$$, '22023', false);
@@ -37,6 +49,9 @@ SET ROLE ettin_user;
 SELECT pg_temp.expect_error($$SET ettin.model_dir = '/'$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.threads = 1$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.max_tokens_per_call = 100000000$$, '42501', false);
+SELECT pg_temp.expect_error($$SET ettin.device = 'cpu'$$, '42501', false);
+SELECT pg_temp.expect_error($$SET ettin.cuda_tf32 = off$$, '42501', false);
+SELECT pg_temp.expect_error($$SET ettin.inference = 'shared'$$, '55P02', false);
 SELECT pg_temp.expect_error($$SET ettin.onnxruntime_library = '/tmp/x.so'$$, '55P02', false);
 -- a user may pick a model and score
 SET ettin.model = 'ettin-test/modular';
