@@ -176,29 +176,34 @@ def mean_spearman(a: list, b: list) -> float:
     return float(np.mean([spearmanr(x, y).statistic for x, y in zip(a, b)]))
 
 
-def bench_concurrency(name: str, groups, threads: int, clients: int, onnx_file: str) -> float:
-    """Aggregate pairs/s of `clients` connections reranking the same queries at once."""
+def run_concurrently(conns, work) -> float:
+    """Run work(i, conn) for every connection at once (released together); seconds taken."""
     import threading
 
+    barrier = threading.Barrier(len(conns) + 1)
+
+    def body(i, c):
+        barrier.wait()
+        work(i, c)
+
+    threads = [threading.Thread(target=body, args=(i, c)) for i, c in enumerate(conns)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
+def bench_concurrency(name: str, groups, threads: int, clients: int, onnx_file: str) -> float:
+    """Aggregate pairs/s of `clients` connections reranking the same queries at once."""
     conns = [connect() for _ in range(clients)]
     for c in conns:
         c.execute(f"SET ettin.threads = {threads}")
         c.execute(f"SET ettin.onnx_file = '{onnx_file}'")
         c.execute("SELECT rerank_score('warm up', ARRAY['a', 'b'], %s)", (name,))
-    barrier = threading.Barrier(clients + 1)
-
-    def work(c):
-        barrier.wait()
-        ettin_rate(c, name, groups)
-
-    workers = [threading.Thread(target=work, args=(c,)) for c in conns]
-    for w in workers:
-        w.start()
-    barrier.wait()
-    t = time.perf_counter()
-    for w in workers:
-        w.join()
-    rate = clients * sum(len(d) for _, d in groups) / (time.perf_counter() - t)
+    rate = clients * sum(len(d) for _, d in groups) / run_concurrently(conns, lambda i, c: ettin_rate(c, name, groups))
     for c in conns:
         c.close()
     return rate

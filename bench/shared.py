@@ -20,13 +20,12 @@ import json
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from run import PORT, ROOT, cluster, connect  # noqa: E402
+from run import ROOT, cluster, connect, run_concurrently  # noqa: E402
 
 
 def pss_kb(pid: int) -> int:
@@ -50,30 +49,14 @@ def run(mode: str, name: str, clients: int, rounds: int, docs: int) -> dict:
         passages = [r[0] for r in c.execute("SELECT body FROM passages ORDER BY id LIMIT %s", (docs * 8,)).fetchall()]
     conns = [connect() for _ in range(clients)]
     # First use loads the model (per backend, or once in the worker): not part of the timing.
-    load_start = time.perf_counter()
-    threads = [threading.Thread(target=lambda c=c: c.execute("SELECT rerank_score('warm up', ARRAY['a'], %s)", (name,))) for c in conns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    first_use_s = time.perf_counter() - load_start
-    barrier = threading.Barrier(clients + 1)
-
+    first_use_s = run_concurrently(conns, lambda i, c: c.execute("SELECT rerank_score('warm up', ARRAY['a'], %s)", (name,)))
     def work(i, c):
-        barrier.wait()
         for r in range(rounds):
             q = queries[(i + r) % len(queries)][0]
             start = ((i + r) * docs) % (len(passages) - docs)
             c.execute("SELECT rerank_score(%s, %s::text[], %s)", (q, passages[start : start + docs], name))
 
-    threads = [threading.Thread(target=work, args=(i, c)) for i, c in enumerate(conns)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join()
-    rate = clients * rounds * docs / (time.perf_counter() - t0)
+    rate = clients * rounds * docs / run_concurrently(conns, work)
     backends = [pss_kb(c.info.backend_pid) for c in conns]
     wpid = worker_pid() if mode == "shared" else None
     worker = pss_kb(wpid) if wpid else 0

@@ -477,6 +477,18 @@ impl Model {
         Ok(encoded)
     }
 
+    /// A graph whose output shape differs from what its declaration promised is refused, not
+    /// read out of bounds.
+    fn check_returned_shape(&self, got: &[i64], expected: &[usize]) -> Result<()> {
+        if got.len() != expected.len() || got.iter().zip(expected).any(|(g, e)| *g as usize != *e) {
+            return Err(EngineError::external(format!(
+                "\"{}\" returned shape {got:?}, expected {expected:?}",
+                self.files.onnx.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Pad one batch to its longest pair, run the graph and turn each row into a logit (before
     /// the activation).
     pub fn infer(&self, batch: &[&EncodedPair]) -> Result<Vec<f32>> {
@@ -540,16 +552,7 @@ impl Model {
         match (&self.files.head, self.output) {
             (Some(head), GraphOutput::ClsHiddenState) => {
                 let hidden = head.hidden_size;
-                if out_shape.len() != 2
-                    || out_shape[0] as usize != rows
-                    || out_shape[1] as usize != hidden
-                {
-                    return Err(EngineError::external(format!(
-                        "\"{}\" returned shape {:?}, expected [{rows}, {hidden}]",
-                        self.files.onnx.display(),
-                        &out_shape[..]
-                    )));
-                }
+                self.check_returned_shape(&out_shape, &[rows, hidden])?;
                 Ok(data[..rows * hidden]
                     .chunks_exact(hidden)
                     .map(|cls| head.forward(cls))
@@ -557,17 +560,7 @@ impl Model {
             }
             (Some(head), _) => {
                 let hidden = head.hidden_size;
-                if out_shape.len() != 3
-                    || out_shape[0] as usize != rows
-                    || out_shape[1] as usize != seq
-                    || out_shape[2] as usize != hidden
-                {
-                    return Err(EngineError::external(format!(
-                        "\"{}\" returned shape {:?}, expected [{rows}, {seq}, {hidden}]",
-                        self.files.onnx.display(),
-                        &out_shape[..]
-                    )));
-                }
+                self.check_returned_shape(&out_shape, &[rows, seq, hidden])?;
                 let mut pooled = Vec::with_capacity(hidden);
                 Ok((0..rows)
                     .map(|r| {
