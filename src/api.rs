@@ -63,6 +63,7 @@ fn download_model(root: &Path, name: &str) -> PathBuf {
         root,
         &guc::string(&guc::HUB_ENDPOINT),
         name,
+        onnx_file_setting().as_deref(),
         &mut SqlObserver,
     )
     .or_raise()
@@ -81,7 +82,8 @@ fn resolve_model(name: Option<&str>) -> (String, PathBuf) {
     let name = name.as_str();
     let root = PathBuf::from(guc::string(&guc::MODEL_DIR));
     let mut dir = resolve_model_dir(&root, name).or_raise();
-    if !dir.exists() && hub::is_hub_id(name) {
+    let wanted = onnx_file_setting();
+    if (!dir.exists() || hub::lacks_variant(&dir, wanted.as_deref())) && hub::is_hub_id(name) {
         let allowed = match guc::ALLOW_DOWNLOAD.get() {
             guc::AllowDownload::Off => false,
             guc::AllowDownload::Superuser => is_superuser(),
@@ -89,7 +91,7 @@ fn resolve_model(name: Option<&str>) -> (String, PathBuf) {
         };
         if allowed {
             dir = download_model(&root, name);
-        } else {
+        } else if !dir.exists() {
             crate::error::raise(
                 EngineError::missing(format!("model \"{name}\" is not in {}", root.display())).with_hint(
                     "a superuser can fetch it with SELECT ettin_download('<name>'), allow downloads with \
@@ -97,6 +99,8 @@ fn resolve_model(name: Option<&str>) -> (String, PathBuf) {
                 ),
             );
         }
+        // A downloaded model without the variant, and no right to fetch it: the loader says
+        // which ONNX files are there.
     }
     (name.to_owned(), dir)
 }

@@ -50,14 +50,29 @@ pub trait DownloadObserver {
     fn check_cancel(&mut self);
 }
 
+/// True when `target` is a model ettin downloaded (a link into the Hub cache) that lacks
+/// `onnx_file`: fetching the variant completes it. Directories placed by hand are never touched.
+pub fn lacks_variant(target: &Path, onnx_file: Option<&str>) -> bool {
+    let is_download = target
+        .symlink_metadata()
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false);
+    matches!(onnx_file, Some(f) if is_download && !target.join(f).is_file())
+}
+
 /// Download `name` (`org/name[@rev]`) from `endpoint` into `model_dir` unless it is already there,
-/// and return its directory.
+/// and return its directory. `onnx_file` (ettin.onnx_file) names the graph to fetch instead of
+/// onnx/model.onnx; asking for a variant of a model downloaded before adds that file.
 pub fn download(
     model_dir: &Path,
     endpoint: &str,
     name: &str,
+    onnx_file: Option<&str>,
     observer: &mut dyn DownloadObserver,
 ) -> Result<PathBuf> {
+    if let Some(file) = onnx_file {
+        crate::files::check_onnx_file(file)?;
+    }
     let target = resolve_model_dir(model_dir, name)?;
     let (repo_id, revision) = parse_model_name(name);
     if !is_hub_id(name) {
@@ -66,7 +81,7 @@ pub fn download(
                 .with_hint("name Hub models as org/name or org/name@revision"),
         );
     }
-    if target.is_dir() {
+    if target.is_dir() && !lacks_variant(&target, onnx_file) {
         return Ok(target);
     }
     std::fs::create_dir_all(model_dir.join(LOCK_DIR)).map_err(|e| io_error(model_dir, e))?;
@@ -74,7 +89,7 @@ pub fn download(
         .join(LOCK_DIR)
         .join(format!("{}.lock", name.replace('/', "--")));
     let _lock = ModelLock::acquire(&lock_path, observer)?;
-    if target.is_dir() {
+    if target.is_dir() && !lacks_variant(&target, onnx_file) {
         // Another backend finished the download while this one waited.
         return Ok(target);
     }
@@ -91,7 +106,7 @@ pub fn download(
         RepoType::Model,
         revision.to_owned(),
     ));
-    let files = needed_files(&repo, endpoint, repo_id, observer)?;
+    let files = needed_files(&repo, endpoint, repo_id, onnx_file, observer)?;
     let mut snapshot: Option<PathBuf> = None;
     let started = Instant::now();
     for (i, file) in files.iter().enumerate() {
@@ -126,6 +141,7 @@ fn needed_files(
     repo: &ApiRepo,
     endpoint: &str,
     repo_id: &str,
+    onnx_file: Option<&str>,
     observer: &mut dyn DownloadObserver,
 ) -> Result<Vec<String>> {
     let mut files: Vec<String> = Vec::new();
@@ -165,6 +181,16 @@ fn needed_files(
         if optional(repo.get(optional_file), endpoint, repo_id, optional_file)?.is_some() {
             files.push(optional_file.into());
         }
+    }
+    if let Some(file) = onnx_file {
+        if optional(repo.get(file), endpoint, repo_id, file)?.is_none() {
+            return Err(EngineError::missing(format!(
+                "{repo_id} on {endpoint} has no {file} (ettin.onnx_file)"
+            ))
+            .with_hint("reset ettin.onnx_file to use onnx/model.onnx, or export the variant with tools/export_model.py"));
+        }
+        files.push(file.into());
+        return Ok(files);
     }
     let onnx = ["onnx/model.onnx", "model.onnx"]
         .into_iter()

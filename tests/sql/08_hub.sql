@@ -13,6 +13,18 @@ SELECT pg_temp.assert(
   'classic model downloaded on first use scores equal the local copy');
 -- a revision
 SELECT pg_temp.assert(rerank_score('q', 'd', 'hubtest/modular@v1') = rerank_score('q', 'd', 'hubtest/modular'), 'revision v1');
+-- ettin.onnx_file on a Hub model: a variant of a model downloaded before is fetched on first use,
+-- a fresh model comes with the variant only, and a variant the repo lacks is 58P01 naming it
+SET ettin.onnx_file = 'onnx/model_cls.onnx';
+SELECT pg_temp.assert(
+  rerank_score('free software', ARRAY['the license', 'a warranty', 'x'], 'hubtest/modular')
+  = rerank_score('free software', ARRAY['the license', 'a warranty', 'x'], 'ettin-test/modular'),
+  'the CLS-only variant, fetched for a downloaded model, scores like the local copy');
+SELECT pg_temp.assert(onnx_file = 'onnx/model_cls.onnx', 'the variant is what got loaded')
+FROM ettin_models() WHERE name = 'hubtest/modular' AND onnx_file LIKE '%cls%';
+SELECT pg_temp.assert(pg_temp.expect_error($$SELECT ettin_download('hubtest/classic')$$, '58P01') LIKE '%no onnx/model_cls.onnx%',
+  'a variant the repo lacks is named');
+RESET ettin.onnx_file;
 -- errors that say what to do
 SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/missing')$$, '58P01');
 SELECT pg_temp.expect_error($$SELECT ettin_download('hubtest/modular@nope')$$, '58P01');
