@@ -269,25 +269,30 @@ def bench_ettin(name: str, groups, threads: int, concurrency: bool) -> dict:
     return result
 
 
+def saved_results() -> dict:
+    saved = json.loads((REPO / "docs" / "bench.json").read_text())
+    for r in saved["results"].values():
+        r["ettin"]["lat"] = {int(k): v for k, v in r["ettin"]["lat"].items()}
+        r["ettin"]["outside_inference"] = {int(k): v for k, v in r["ettin"]["outside_inference"].items()}
+    return saved["results"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="17m,150m")
     ap.add_argument("--queries", type=int, default=10, help="queries of 100 documents each (17m; larger models use fewer)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--report-only", action="store_true", help="redraw docs/bench.* from docs/bench.json")
+    ap.add_argument("--keep", action="store_true", help="keep docs/bench.json's results for models not run now")
     args = ap.parse_args()
     if args.report_only:
-        saved = json.loads((REPO / "docs" / "bench.json").read_text())
-        for r in saved["results"].values():
-            r["ettin"]["lat"] = {int(k): v for k, v in r["ettin"]["lat"].items()}
-            r["ettin"]["outside_inference"] = {int(k): v for k, v in r["ettin"]["outside_inference"].items()}
-        return write_report(saved["results"], saved["threads"])
+        return write_report(saved_results(), json.loads((REPO / "docs" / "bench.json").read_text())["threads"])
 
     from make_fixtures import corpus_sentences
 
     sentences = corpus_sentences()
     models_dir = ROOT / "models"
-    results = {}
+    results = saved_results() if args.keep else {}
     cluster("start", f"ettin.model_dir = '{models_dir}'")
     try:
         subprocess.run(["psql", "-Xq", "-h", str(ROOT), "-p", str(PORT), "-U", "postgres", "-d", "postgres",
@@ -368,7 +373,11 @@ def write_report(results: dict, threads: int) -> None:
         one = conc["1 conn"]
         lines += ["", f"Concurrent connections (ettin-{arch}, CLS graph, aggregate pairs/s):", "", "| setting | pairs/s | vs 1 connection |", "|---|---|---|"]
         lines += [f"| {k} | {v:.1f} | {v / one:.2f}× |" for k, v in conc.items()]
-    (REPO / "docs" / "bench.md").write_text("\n".join(lines) + "\n")
+    # Keep the section bench/shared.py appends.
+    previous = (REPO / "docs" / "bench.md").read_text() if (REPO / "docs" / "bench.md").exists() else ""
+    marker = "\n## Per-backend vs shared inference"
+    shared = previous[previous.index(marker):] if marker in previous else ""
+    (REPO / "docs" / "bench.md").write_text("\n".join(lines) + "\n" + shared)
     (REPO / "docs" / "bench.json").write_text(json.dumps({"threads": threads, "results": results}, indent=1))
     fig, ax = plt.subplots(figsize=(8, 3.8))
     archs = list(results)
