@@ -97,12 +97,16 @@ impl From<EngineError> for Response {
     }
 }
 
-pub fn write_message<T: Serialize>(stream: &mut UnixStream, message: &T) -> std::io::Result<()> {
+fn frame<T: Serialize>(message: &T) -> std::io::Result<Vec<u8>> {
     let body = serde_json::to_vec(message).map_err(std::io::Error::other)?;
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(&body);
-    stream.write_all(&frame)
+    Ok(frame)
+}
+
+pub fn write_message<T: Serialize>(stream: &mut UnixStream, message: &T) -> std::io::Result<()> {
+    stream.write_all(&frame(message)?)
 }
 
 pub fn read_message<T: for<'de> Deserialize<'de>>(stream: &mut UnixStream) -> std::io::Result<T> {
@@ -138,8 +142,23 @@ fn unavailable(socket: &Path, what: impl std::fmt::Display) -> EngineError {
 /// SQL layer checks for cancel there: an ERROR unwinds through here, dropping the connection, and
 /// the worker drops the request's queued pairs).
 pub fn call(socket: &Path, request: &Request, between: &mut dyn FnMut()) -> Result<Response> {
+    let message = frame(request)
+        .map_err(|e| EngineError::external("could not encode the request").with_detail(e))?;
+    if message.len() > MAX_MESSAGE + 4 {
+        return Err(EngineError::new(
+            ErrorKind::TooLarge,
+            format!(
+                "this call's documents take {} MB; the inference worker accepts at most {} MB per call",
+                message.len() >> 20,
+                MAX_MESSAGE >> 20
+            ),
+        )
+        .with_hint("score fewer or shorter documents per call"));
+    }
     let mut stream = UnixStream::connect(socket).map_err(|e| unavailable(socket, e))?;
-    write_message(&mut stream, request).map_err(|e| unavailable(socket, e))?;
+    stream
+        .write_all(&message)
+        .map_err(|e| unavailable(socket, e))?;
     loop {
         between();
         let mut fds = libc::pollfd {
