@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
 use pgrx::prelude::*;
 
 use crate::guc;
@@ -36,6 +38,9 @@ pub fn register_if_preloading() {
         .set_library("ettin")
         .set_restart_time(Some(Duration::from_secs(5)))
         .enable_shmem_access(None)
+        // After enable_shmem_access (which sets RecoveryFinished): a hot standby never finishes
+        // recovery, and it should rerank too.
+        .set_start_time(BgWorkerStartTime::ConsistentState)
         .load();
 }
 

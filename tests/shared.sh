@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ettin.inference = shared: restart the test cluster with the supervisor preloaded, rerun the
 # parity suite (same scores as backend mode), then the worker checks in tests/python/test_shared.py
-# (no ONNX Runtime in backends, cross-connection batching, cancel, kill -9 under load).
+# (no ONNX Runtime in backends, cross-connection batching, cancel, kill -9 under load) and a hot
+# standby answering through its own worker.
 # Needs the settings run_sql_tests.sh starts the cluster with in ETTIN_TEST_SETTINGS.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,3 +25,6 @@ if "${ETTIN_TEST_VENV:-/var/cache/ettin/venv}/bin/python" "$here/python/test_sha
 else
   tail -40 "$out"; exit 1
 fi
+# A hot standby of the shared-mode cluster starts its own worker (the supervisor starts at a
+# consistent state, not at the end of recovery, which a standby never reaches).
+ETTIN_TEST_DB=$ETTIN_TEST_DB bash "$here/standby.sh" | sed 's/^standby:/shared standby:/'

@@ -17,9 +17,13 @@ trap stop EXIT
 # Command-line options override the port and socket the primary's included config sets.
 as_server "$PG_BIN/pg_ctl" -D "$DATA" start -w -l "$ROOT/standby.log" -o "-p $PORT -k $ROOT -c hot_standby=on" >/dev/null
 psql -XAtq -h "$ROOT" -p "$PRIMARY_PORT" -d ettin_test -c "CREATE TABLE IF NOT EXISTS replicated_docs AS SELECT 'the program is free software' AS body; SELECT pg_sleep(0.5)" >/dev/null
-result=$(psql -XAtq -h "$ROOT" -p "$PORT" -d ettin_test -v ON_ERROR_STOP=1 -c "
-  SELECT pg_is_in_recovery(),
-         (SELECT count(*) FROM ettin_rerank('free software', ARRAY(SELECT body FROM replicated_docs) || ARRAY['x', 'y'], 2, 'ettin-test/modular'))")
+# A few tries: in shared mode the standby's inference worker may still be starting (57P03).
+for _ in $(seq 20); do
+  result=$(psql -XAtq -h "$ROOT" -p "$PORT" -d ettin_test -v ON_ERROR_STOP=1 -c "
+    SELECT pg_is_in_recovery(),
+           (SELECT count(*) FROM ettin_rerank('free software', ARRAY(SELECT body FROM replicated_docs) || ARRAY['x', 'y'], 2, 'ettin-test/modular'))" 2>&1) && break
+  sleep 0.5
+done
 if [ "$result" = "t|2" ]; then
   echo "standby: hot standby on port $PORT answers ettin_rerank (in recovery: yes)"
 else

@@ -16,8 +16,11 @@ For a ModernBERT backbone with CLS pooling (every Ettin reranker) it also writes
 onnx/model_cls.onnx: the same function, with the last layer computed for the CLS position only and
 a `cls_hidden_state` [batch, hidden] output (select it with SET ettin.onnx_file =
 'onnx/model_cls.onnx'). --fp16 adds model_fp16.onnx, --int8 model_int8.onnx (dynamic
-quantization, per-channel, opt-in), each also for the CLS-only graph (model_cls_int8.onnx ...). Before finishing, the tool scores sample pairs the way ettin does (tokenizer.json,
-ONNX Runtime, the head in numpy) and compares with CrossEncoder.predict(): the fp32 exports (model.onnx and
+quantization, per-channel, 7-bit weights, opt-in), each also for the CLS-only graph
+(model_cls_int8.onnx ...).
+
+Before finishing, the tool scores sample pairs the way ettin does (tokenizer.json, ONNX Runtime,
+the head in numpy) and compares with CrossEncoder.predict(): the fp32 exports (model.onnx and
 model_cls.onnx) must agree within 1e-3 × σ of the scores, or the tool exits non-zero. fp16/int8
 variants are reported (max difference, Spearman), not gated.
 """
@@ -251,7 +254,11 @@ def write_fp16(src: Path, dst: Path) -> None:
 def write_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+    # 7-bit weights (reduce_range): x86 int8 kernels without VNNI multiply u8 activations by s8
+    # weights with 16-bit saturating adds, which full-range weights overflow. Measured on an AVX2
+    # EPYC: per-query Spearman vs fp32 0.89 → 0.99 (17m) and 0.42 → 0.77 (150m, random weights),
+    # at the same or better speed.
+    quantize_dynamic(str(src), str(dst), per_channel=True, reduce_range=True, weight_type=QuantType.QInt8)
 
 
 def main() -> None:
