@@ -9,8 +9,8 @@ use ettin_engine::registry;
 use ettin_engine::runtime::{self, Runtime, DEFAULT_LIBRARY_NAME};
 use ettin_engine::shared::{self, ScoreRequest};
 use ettin_engine::{
-    resolve_model_dir, ActivationChoice, BatchLimits, CudaOptions, DeviceChoice, EngineError,
-    LoadOptions, Model, ScoreOptions,
+    capped_max_length, resolve_model_dir, ActivationChoice, BatchLimits, CudaOptions, DeviceChoice,
+    EngineError, LoadOptions, Model, ScoreOptions,
 };
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -19,7 +19,7 @@ use crate::error::OrRaise;
 use crate::guc;
 
 /// `$libdir` of this server, where `make install` puts the ONNX Runtime library.
-fn pkglib_dir() -> PathBuf {
+pub(crate) fn pkglib_dir() -> PathBuf {
     // SAFETY: pkglib_path is a NUL-terminated path Postgres fills at startup and never changes.
     let raw = unsafe { CStr::from_ptr((&raw const pg_sys::pkglib_path).cast()) };
     PathBuf::from(raw.to_string_lossy().into_owned())
@@ -142,16 +142,13 @@ fn model(name: Option<&str>) -> Arc<Model> {
     .or_raise()
 }
 
-fn score_options(model: &Model) -> ScoreOptions {
-    let batch_tokens = match guc::BATCH_TOKENS.get() {
-        0 => model.default_batch_tokens(),
-        n => n as usize,
-    };
+/// The scoring settings of this session; a batch_tokens of 0 is resolved by the model (device).
+fn score_options() -> ScoreOptions {
     ScoreOptions {
         max_length: guc::MAX_LENGTH.get() as usize,
         limits: BatchLimits {
             max_pairs: guc::BATCH_SIZE.get() as usize,
-            max_tokens: batch_tokens,
+            max_tokens: guc::BATCH_TOKENS.get() as usize,
         },
         activation: match guc::ACTIVATION.get() {
             guc::ActivationSetting::Model => ActivationChoice::Model,
@@ -172,58 +169,33 @@ fn score_documents(
     if pairs.is_empty() {
         return vec![None; documents.len()];
     }
-    if shared_inference() {
-        let mut scores = score_in_worker(query, &pairs, model_name).into_iter();
-        return documents
-            .iter()
-            .map(|d| d.and_then(|_| scores.next()))
-            .collect();
-    }
-    let model = model(model_name);
-    let mut scores = model
-        .score(&pairs, &score_options(&model), &mut || {
-            pgrx::check_for_interrupts!();
-        })
-        .or_raise()
-        .into_iter();
+    let mut check_cancel = || {
+        pgrx::check_for_interrupts!();
+    };
+    let scores = if shared_inference() {
+        let (name, dir) = resolve_model(model_name);
+        let request = ScoreRequest {
+            name,
+            dir,
+            onnx_file: onnx_file_setting(),
+            options: score_options(),
+            query: query.to_owned(),
+            documents: pairs.iter().map(|(_, d)| (*d).to_owned()).collect(),
+        };
+        shared::score(&crate::worker::socket_path(), request, &mut check_cancel)
+    } else {
+        model(model_name).score(&pairs, &score_options(), &mut check_cancel)
+    };
+    let mut scores = scores.or_raise().into_iter();
     documents
         .iter()
         .map(|d| d.and_then(|_| scores.next()))
         .collect()
 }
 
-/// Score through the shared inference worker; the settings travel with the request.
-fn score_in_worker(query: &str, pairs: &[(&str, &str)], model_name: Option<&str>) -> Vec<f32> {
-    if let Some(file) = onnx_file_setting() {
-        ettin_engine::files::check_onnx_file(&file).or_raise();
-    }
-    let (name, dir) = resolve_model(model_name);
-    let request = ScoreRequest {
-        name,
-        dir,
-        onnx_file: onnx_file_setting(),
-        max_length: guc::MAX_LENGTH.get() as usize,
-        max_pairs: guc::BATCH_SIZE.get() as usize,
-        max_tokens: guc::BATCH_TOKENS.get() as usize,
-        max_total_tokens: guc::MAX_TOKENS_PER_CALL.get() as usize,
-        activation: match guc::ACTIVATION.get() {
-            guc::ActivationSetting::Model => "model",
-            guc::ActivationSetting::Raw => "raw",
-            guc::ActivationSetting::Sigmoid => "sigmoid",
-        }
-        .into(),
-        query: query.to_owned(),
-        documents: pairs.iter().map(|(_, d)| (*d).to_owned()).collect(),
-    };
-    shared::score(&crate::worker::socket_path(), request, &mut || {
-        pgrx::check_for_interrupts!();
-    })
-    .or_raise()
-}
-
 fn worker_status() -> serde_json::Value {
     match shared::status(&crate::worker::socket_path()) {
-        Ok(v) => v,
+        Ok(status) => serde_json::to_value(status).unwrap_or_default(),
         Err(e) => serde_json::json!({ "error": e.message }),
     }
 }
@@ -359,58 +331,31 @@ fn ettin_models() -> TableIterator<
     ),
 > {
     let max_length = guc::MAX_LENGTH.get() as usize;
-    if shared_inference() {
-        let status = worker_status();
-        let rows: Vec<_> = status["models"]
-            .as_array()
-            .map(|a| a.as_slice())
-            .unwrap_or(&[])
-            .iter()
-            .map(|m| {
-                let text = |k: &str| m[k].as_str().unwrap_or("").to_owned();
-                let num = |k: &str| m[k].as_f64().unwrap_or(0.0);
-                (
-                    text("name"),
-                    text("path"),
-                    text("onnx_file"),
-                    text("layout"),
-                    format!("{} (shared)", text("device")),
-                    max_length as i32,
-                    num("load_ms") as f32,
-                    num("calls") as i64,
-                    num("pairs") as i64,
-                    num("tokens") as i64,
-                    num("tokenize_ms"),
-                    num("inference_ms"),
-                    num("total_ms"),
-                )
-            })
-            .collect();
-        return TableIterator::new(rows);
-    }
-    let rows: Vec<_> = registry::loaded_named()
+    let (models, device_suffix) = if shared_inference() {
+        let status = shared::status(&crate::worker::socket_path()).or_raise();
+        (status.models, " (shared)")
+    } else {
+        let loaded = registry::loaded_named();
+        (loaded.iter().map(|(name, m)| m.status(name)).collect(), "")
+    };
+    let rows: Vec<_> = models
         .into_iter()
-        .map(|(name, m)| {
-            let c = m.counters.snapshot();
-            let onnx = m
-                .files
-                .onnx
-                .strip_prefix(&m.files.dir)
-                .unwrap_or(&m.files.onnx);
+        .map(|m| {
+            let max_length = capped_max_length(max_length, m.max_positions);
             (
-                name,
-                m.files.dir.display().to_string(),
-                onnx.display().to_string(),
-                m.files.layout.as_str().to_owned(),
-                m.device(),
-                m.effective_max_length(max_length) as i32,
+                m.name,
+                m.path,
+                m.onnx_file,
+                m.layout,
+                m.device + device_suffix,
+                max_length as i32,
                 m.load_ms,
-                c.calls as i64,
-                c.pairs as i64,
-                c.tokens as i64,
-                c.tokenize_ms,
-                c.inference_ms,
-                c.total_ms,
+                m.calls as i64,
+                m.pairs as i64,
+                m.tokens as i64,
+                m.tokenize_ms,
+                m.inference_ms,
+                m.total_ms,
             )
         })
         .collect();

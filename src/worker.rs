@@ -3,7 +3,6 @@
 //! inference kills only ettin-inferd (a crashed Postgres child would make the postmaster restart
 //! every connection). The supervisor restarts it; backends see a clean ERROR meanwhile.
 
-use std::ffi::CStr;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -44,19 +43,13 @@ pub fn register_if_preloading() {
         .load();
 }
 
-fn pkglib_dir() -> PathBuf {
-    // SAFETY: pkglib_path is a NUL-terminated path Postgres fills at startup and never changes.
-    let raw = unsafe { CStr::from_ptr((&raw const pg_sys::pkglib_path).cast()) };
-    PathBuf::from(raw.to_string_lossy().into_owned())
-}
-
 fn spawn() -> std::io::Result<Child> {
     let device = match guc::DEVICE.get() {
         guc::DeviceSetting::Cpu => "cpu",
         guc::DeviceSetting::Cuda => "cuda",
         guc::DeviceSetting::Auto => "auto",
     };
-    Command::new(pkglib_dir().join("ettin-inferd"))
+    Command::new(crate::api::pkglib_dir().join("ettin-inferd"))
         .arg("--socket")
         .arg(SOCKET)
         .arg("--onnxruntime")
@@ -116,7 +109,7 @@ pub extern "C-unwind" fn ettin_supervisor_main(_arg: pg_sys::Datum) {
                 Err(e) => {
                     warning!(
                         "ettin: cannot start {}: {e}",
-                        pkglib_dir().join("ettin-inferd").display()
+                        crate::api::pkglib_dir().join("ettin-inferd").display()
                     );
                     next_start = Instant::now() + Duration::from_secs(5);
                 }

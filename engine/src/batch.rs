@@ -2,9 +2,10 @@
 //! and by a token budget (padded length × pairs), so one long document cannot blow up memory.
 
 /// Limits for one ONNX Runtime call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchLimits {
     pub max_pairs: usize,
+    /// Padded tokens per batch; 0 means the model's device default (`Model::default_batch_tokens`).
     pub max_tokens: usize,
 }
 

@@ -17,5 +17,6 @@ pub use batch::BatchLimits;
 pub use error::{EngineError, ErrorKind, Result};
 pub use files::{resolve_model_dir, Layout};
 pub use model::{
-    ActivationChoice, CudaOptions, Device, DeviceChoice, LoadOptions, Model, ScoreOptions,
+    capped_max_length, ActivationChoice, CudaOptions, Device, DeviceChoice, LoadOptions, Model,
+    ModelStatus, ScoreOptions,
 };

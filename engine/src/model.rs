@@ -18,7 +18,7 @@ use crate::runtime::Runtime;
 use crate::tokenize::{EncodedPair, PairTokenizer};
 
 /// How scores are post-processed (the `ettin.activation` setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ActivationChoice {
     /// What the model's sentence-transformers config says (CrossEncoder.predict's default).
     Model,
@@ -80,10 +80,13 @@ pub struct LoadOptions {
     pub cuda: CudaOptions,
 }
 
+/// What makes two loads of one directory different models (threads and spinning do not: they
+/// apply when a model loads).
+pub type ModelKey = (Option<String>, DeviceChoice, CudaOptions);
+
 impl LoadOptions {
-    /// What makes two loads of one directory different models in the cache.
-    pub fn cache_key(&self) -> String {
-        format!("{:?}|{:?}|{:?}", self.onnx_file, self.device, self.cuda)
+    pub fn cache_key(&self) -> ModelKey {
+        (self.onnx_file.clone(), self.device, self.cuda)
     }
 }
 
@@ -132,6 +135,33 @@ fn add_elapsed(counter: &AtomicU64, since: Instant) {
     counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
 }
 
+/// A requested max_length capped by the model's position limit, if it has one.
+pub fn capped_max_length(requested: usize, max_positions: Option<usize>) -> usize {
+    max_positions.map_or(requested, |limit| requested.min(limit))
+}
+
+/// A loaded model and its counters, as ettin_models() and the shared worker's status report it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ModelStatus {
+    pub name: String,
+    pub path: String,
+    pub onnx_file: String,
+    pub layout: String,
+    pub device: String,
+    pub load_ms: f32,
+    pub calls: u64,
+    pub pairs: u64,
+    pub tokens: u64,
+    pub batches: u64,
+    pub tokenize_ms: f64,
+    pub inference_ms: f64,
+    pub total_ms: f64,
+    /// The model's position limit, which caps ettin.max_length.
+    pub max_positions: Option<usize>,
+    /// Pairs waiting in the shared worker's queue (0 in a backend).
+    pub queued_pairs: usize,
+}
+
 /// What the graph returns, and so what the head reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GraphOutput {
@@ -144,7 +174,7 @@ enum GraphOutput {
     Logits,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct ScoreOptions {
     /// Tokens per pair including special tokens; capped by the model's position limit.
     pub max_length: usize,
@@ -385,12 +415,48 @@ impl Model {
         }
     }
 
+    /// `limits` with a max_tokens of 0 replaced by this model's device default.
+    pub fn batch_limits(&self, limits: BatchLimits) -> BatchLimits {
+        BatchLimits {
+            max_tokens: match limits.max_tokens {
+                0 => self.default_batch_tokens(),
+                n => n,
+            },
+            ..limits
+        }
+    }
+
+    /// What ettin_models() shows for this model, loaded under `name`.
+    pub fn status(&self, name: &str) -> ModelStatus {
+        let c = self.counters.snapshot();
+        ModelStatus {
+            name: name.to_owned(),
+            path: self.files.dir.display().to_string(),
+            onnx_file: self
+                .files
+                .onnx
+                .strip_prefix(&self.files.dir)
+                .unwrap_or(&self.files.onnx)
+                .display()
+                .to_string(),
+            layout: self.files.layout.as_str().to_owned(),
+            device: self.device(),
+            load_ms: self.load_ms,
+            calls: c.calls,
+            pairs: c.pairs,
+            tokens: c.tokens,
+            batches: c.batches,
+            tokenize_ms: c.tokenize_ms,
+            inference_ms: c.inference_ms,
+            total_ms: c.total_ms,
+            max_positions: self.files.max_positions,
+            queued_pairs: 0,
+        }
+    }
+
     /// The tokens per pair actually used for a requested max_length.
     pub fn effective_max_length(&self, requested: usize) -> usize {
-        match self.files.max_positions {
-            Some(limit) => requested.min(limit),
-            None => requested,
-        }
+        capped_max_length(requested, self.files.max_positions)
     }
 
     /// Score (query, document) pairs, returning one score per pair in input order.
@@ -410,7 +476,7 @@ impl Model {
         let total_tokens: usize = encoded.iter().map(|e| e.ids.len()).sum();
         let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
         let mut scores = vec![0f32; pairs.len()];
-        let batches = plan_batches(&lengths, options.limits);
+        let batches = plan_batches(&lengths, self.batch_limits(options.limits));
         let batch_count = batches.len() as u64;
         for batch in batches {
             between_batches();

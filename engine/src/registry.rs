@@ -7,17 +7,20 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::error::Result;
-use crate::model::{LoadOptions, Model};
+use crate::model::{LoadOptions, Model, ModelKey};
 use crate::runtime::Runtime;
 
 struct Entry {
     dir: PathBuf,
-    key: String,
+    key: ModelKey,
     name: String,
     model: Arc<Model>,
 }
 
 static MODELS: Mutex<Vec<Entry>> = parking_lot::const_mutex(Vec::new());
+// Serialises loads, so concurrent first uses (the shared worker's threads) load a model once
+// instead of holding several copies at a time; lookups of loaded models do not wait for it.
+static LOADING: Mutex<()> = parking_lot::const_mutex(());
 
 /// The cached model for `dir` and these options, loading it on first use (then `on_load` sees
 /// it, e.g. to log the device). `name` is how the caller named it.
@@ -32,14 +35,14 @@ pub fn get_or_load(
     if let Some(model) = cached(dir, &key) {
         return Ok(model);
     }
-    // Loading happens outside the lock; if two threads race, the first stored model wins.
+    let _loading = LOADING.lock();
+    if let Some(model) = cached(dir, &key) {
+        // Another thread loaded it while this one waited.
+        return Ok(model);
+    }
     let model = Arc::new(Model::load(runtime, dir, options)?);
     on_load(&model);
-    let mut models = MODELS.lock();
-    if let Some(existing) = models.iter().find(|e| e.dir == dir && e.key == key) {
-        return Ok(Arc::clone(&existing.model));
-    }
-    models.push(Entry {
+    MODELS.lock().push(Entry {
         dir: dir.to_path_buf(),
         key,
         name: name.to_owned(),
@@ -48,11 +51,11 @@ pub fn get_or_load(
     Ok(model)
 }
 
-fn cached(dir: &Path, key: &str) -> Option<Arc<Model>> {
+fn cached(dir: &Path, key: &ModelKey) -> Option<Arc<Model>> {
     MODELS
         .lock()
         .iter()
-        .find(|e| e.dir == dir && e.key == key)
+        .find(|e| e.dir == dir && e.key == *key)
         .map(|e| Arc::clone(&e.model))
 }
 

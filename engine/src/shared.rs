@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::BatchLimits;
 use crate::error::{EngineError, ErrorKind, Result};
-use crate::model::{ActivationChoice, LoadOptions, Model, ScoreOptions};
+use crate::model::{LoadOptions, Model, ModelStatus, ScoreOptions};
+use crate::registry;
 use crate::runtime::Runtime;
 use crate::tokenize::EncodedPair;
 
@@ -42,12 +43,8 @@ pub struct ScoreRequest {
     pub name: String,
     pub dir: PathBuf,
     pub onnx_file: Option<String>,
-    pub max_length: usize,
-    pub max_pairs: usize,
-    /// 0: the model's device default.
-    pub max_tokens: usize,
-    pub max_total_tokens: usize,
-    pub activation: String,
+    /// The backend's settings for this call (a max_tokens of 0: the worker's device default).
+    pub options: ScoreOptions,
     pub query: String,
     pub documents: Vec<String>,
 }
@@ -55,46 +52,21 @@ pub struct ScoreRequest {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
     Scores(Vec<f32>),
-    Error {
-        kind: String,
-        message: String,
-        detail: Option<String>,
-        hint: Option<String>,
-    },
-    Status(serde_json::Value),
+    Error(EngineError),
+    Status(WorkerStatus),
 }
 
-fn kind_name(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidParameter => "invalid",
-        ErrorKind::MissingFile => "missing",
-        ErrorKind::External => "external",
-        ErrorKind::Unsupported => "unsupported",
-        ErrorKind::TooLarge => "too_large",
-        ErrorKind::Unavailable => "unavailable",
-    }
-}
-
-fn kind_from_name(name: &str) -> ErrorKind {
-    match name {
-        "invalid" => ErrorKind::InvalidParameter,
-        "missing" => ErrorKind::MissingFile,
-        "unsupported" => ErrorKind::Unsupported,
-        "too_large" => ErrorKind::TooLarge,
-        "unavailable" => ErrorKind::Unavailable,
-        _ => ErrorKind::External,
-    }
-}
-
-impl From<EngineError> for Response {
-    fn from(e: EngineError) -> Self {
-        Response::Error {
-            kind: kind_name(e.kind).into(),
-            message: e.message,
-            detail: e.detail,
-            hint: e.hint,
-        }
-    }
+/// The worker's state, for ettin_info() and ettin_models().
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    pub pid: u32,
+    /// Unix time the worker started.
+    pub started: u64,
+    pub requests: u64,
+    pub active_requests: usize,
+    pub cancelled_requests: u64,
+    pub onnxruntime: String,
+    pub models: Vec<ModelStatus>,
 }
 
 fn frame<T: Serialize>(message: &T) -> std::io::Result<Vec<u8>> {
@@ -191,24 +163,14 @@ pub fn score(socket: &Path, request: ScoreRequest, between: &mut dyn FnMut()) ->
     let expected = request.documents.len();
     match call(socket, &Request::Score(request), between)? {
         Response::Scores(scores) if scores.len() == expected => Ok(scores),
-        Response::Error {
-            kind,
-            message,
-            detail,
-            hint,
-        } => {
-            let mut e = EngineError::new(kind_from_name(&kind), message);
-            e.detail = detail;
-            e.hint = hint;
-            Err(e)
-        }
+        Response::Error(e) => Err(e),
         other => Err(EngineError::external(format!(
             "the inference worker answered with something unexpected: {other:?}"
         ))),
     }
 }
 
-pub fn status(socket: &Path) -> Result<serde_json::Value> {
+pub fn status(socket: &Path) -> Result<WorkerStatus> {
     match call(socket, &Request::Status, &mut || {})? {
         Response::Status(v) => Ok(v),
         other => Err(EngineError::external(format!(
@@ -260,7 +222,8 @@ struct ModelQueue {
 struct Server {
     config: ServerConfig,
     runtime: &'static Runtime,
-    models: Mutex<Vec<(PathBuf, String, Arc<ModelQueue>)>>,
+    /// One queue per loaded model (the models themselves live in the registry).
+    queues: Mutex<Vec<Arc<ModelQueue>>>,
     started: std::time::SystemTime,
     requests: AtomicU64,
     active: AtomicUsize,
@@ -277,7 +240,7 @@ pub fn serve(runtime: &'static Runtime, config: ServerConfig) -> std::io::Result
     let server = Arc::new(Server {
         config,
         runtime,
-        models: Mutex::new(Vec::new()),
+        queues: Mutex::new(Vec::new()),
         started: std::time::SystemTime::now(),
         requests: AtomicU64::new(0),
         active: AtomicUsize::new(0),
@@ -307,46 +270,37 @@ impl Server {
                 match r {
                     Ok(Some(scores)) => Response::Scores(scores),
                     Ok(None) => return, // cancelled: the client is gone
-                    Err(e) => e.into(),
+                    Err(e) => Response::Error(e),
                 }
             }
         };
         let _ = write_message(&mut stream, &response);
     }
 
+    /// The model's queue (and inference thread), loading the model on first use.
     fn queue_for(&self, req: &ScoreRequest) -> Result<Arc<ModelQueue>> {
-        let mut options = self.config.load.clone();
-        options.onnx_file = req.onnx_file.clone();
-        let key = options.cache_key();
-        if let Some((_, _, q)) = self
-            .models
-            .lock()
-            .iter()
-            .find(|(dir, k, _)| *dir == req.dir && *k == key)
-        {
-            return Ok(Arc::clone(q));
-        }
-        // Loading happens under the lock: concurrent first requests for one model load it once.
-        let mut models = self.models.lock();
-        if let Some((_, _, q)) = models
-            .iter()
-            .find(|(dir, k, _)| *dir == req.dir && *k == key)
-        {
-            return Ok(Arc::clone(q));
-        }
-        let model = Arc::new(Model::load(self.runtime, &req.dir, options)?);
-        eprintln!(
-            "ettin-inferd: loaded \"{}\" ({}) on {} ({}) in {:.0} ms",
-            req.name,
-            model.files.onnx.display(),
-            model.device(),
-            model.device_reason,
-            model.load_ms
-        );
-        let limits = BatchLimits {
-            max_pairs: 32,
-            max_tokens: model.default_batch_tokens(),
+        let options = LoadOptions {
+            onnx_file: req.onnx_file.clone(),
+            ..self.config.load.clone()
         };
+        let model = registry::get_or_load(self.runtime, &req.name, &req.dir, options, |m| {
+            eprintln!(
+                "ettin-inferd: loaded \"{}\" ({}) on {} ({}) in {:.0} ms",
+                req.name,
+                m.files.onnx.display(),
+                m.device(),
+                m.device_reason,
+                m.load_ms
+            )
+        })?;
+        let mut queues = self.queues.lock();
+        if let Some(q) = queues.iter().find(|q| Arc::ptr_eq(&q.model, &model)) {
+            return Ok(Arc::clone(q));
+        }
+        let limits = model.batch_limits(BatchLimits {
+            max_pairs: 32,
+            max_tokens: 0,
+        });
         let queue = Arc::new(ModelQueue {
             name: req.name.clone(),
             model,
@@ -362,7 +316,7 @@ impl Server {
             .map_err(|e| {
                 EngineError::external("could not start an inference thread").with_detail(e)
             })?;
-        models.push((req.dir.clone(), key, Arc::clone(&queue)));
+        queues.push(Arc::clone(&queue));
         Ok(queue)
     }
 
@@ -371,25 +325,7 @@ impl Server {
         let started = Instant::now();
         let queue = self.queue_for(&req)?;
         let model = &queue.model;
-        let activation = match req.activation.as_str() {
-            "raw" => ActivationChoice::Raw,
-            "sigmoid" => ActivationChoice::Sigmoid,
-            _ => ActivationChoice::Model,
-        };
-        let max_tokens = if req.max_tokens == 0 {
-            model.default_batch_tokens()
-        } else {
-            req.max_tokens
-        };
-        let options = ScoreOptions {
-            max_length: req.max_length,
-            limits: BatchLimits {
-                max_pairs: req.max_pairs,
-                max_tokens,
-            },
-            activation,
-            max_total_tokens: req.max_total_tokens,
-        };
+        let options = req.options;
         let pairs: Vec<(&str, &str)> = req
             .documents
             .iter()
@@ -408,10 +344,10 @@ impl Server {
             }),
             done: Condvar::new(),
             cancelled: AtomicBool::new(false),
-            activation: model.activation(activation),
+            activation: model.activation(options.activation),
         });
         {
-            *queue.limits.lock() = options.limits;
+            *queue.limits.lock() = model.batch_limits(options.limits);
             let mut q = queue.queue.lock();
             for (index, pair) in encoded.into_iter().enumerate() {
                 q.push_back(Item {
@@ -443,35 +379,29 @@ impl Server {
         }
     }
 
-    fn status(&self) -> serde_json::Value {
-        let models: Vec<serde_json::Value> = self
-            .models
+    fn status(&self) -> WorkerStatus {
+        let models = self
+            .queues
             .lock()
             .iter()
-            .map(|(dir, _, q)| {
-                let c = q.model.counters.snapshot();
-                serde_json::json!({
-                    "name": q.name,
-                    "path": dir.display().to_string(),
-                    "onnx_file": q.model.files.onnx.strip_prefix(dir).unwrap_or(&q.model.files.onnx).display().to_string(),
-                    "layout": q.model.files.layout.as_str(),
-                    "device": q.model.device(),
-                    "load_ms": q.model.load_ms,
-                    "queued_pairs": q.queued_pairs.load(Ordering::Relaxed),
-                    "calls": c.calls, "pairs": c.pairs, "tokens": c.tokens, "batches": c.batches,
-                    "tokenize_ms": c.tokenize_ms, "inference_ms": c.inference_ms, "total_ms": c.total_ms,
-                })
+            .map(|q| ModelStatus {
+                queued_pairs: q.queued_pairs.load(Ordering::Relaxed),
+                ..q.model.status(&q.name)
             })
             .collect();
-        serde_json::json!({
-            "pid": std::process::id(),
-            "started": self.started.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            "requests": self.requests.load(Ordering::Relaxed),
-            "active_requests": self.active.load(Ordering::Relaxed),
-            "cancelled_requests": self.cancelled.load(Ordering::Relaxed),
-            "onnxruntime": self.runtime.version,
-            "models": models,
-        })
+        WorkerStatus {
+            pid: std::process::id(),
+            started: self
+                .started
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            requests: self.requests.load(Ordering::Relaxed),
+            active_requests: self.active.load(Ordering::Relaxed),
+            cancelled_requests: self.cancelled.load(Ordering::Relaxed),
+            onnxruntime: self.runtime.version.clone(),
+            models,
+        }
     }
 }
 

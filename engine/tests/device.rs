@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ettin_engine::{DeviceChoice, ErrorKind, LoadOptions, Model};
+use ettin_engine::{BatchLimits, DeviceChoice, ErrorKind, LoadOptions, Model};
 
 fn options(device: DeviceChoice) -> LoadOptions {
     LoadOptions {
@@ -46,6 +46,16 @@ fn cuda_without_the_provider_is_an_error_and_auto_falls_back_to_cpu() {
         auto.device_reason
     );
     assert_eq!(auto.default_batch_tokens(), 1024);
+    let limits = |max_tokens| BatchLimits {
+        max_pairs: 32,
+        max_tokens,
+    };
+    assert_eq!(
+        auto.batch_limits(limits(0)),
+        limits(1024),
+        "0 means the device default"
+    );
+    assert_eq!(auto.batch_limits(limits(4096)), limits(4096));
     let cpu = Model::load(rt, &dir, options(DeviceChoice::Cpu)).unwrap();
     assert_eq!(cpu.device(), "cpu");
     let pairs = [("free software", "the GNU license"), ("a", "x")];

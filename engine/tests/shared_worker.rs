@@ -5,18 +5,20 @@ mod common;
 
 use common::*;
 use ettin_engine::shared::{self, ScoreRequest, ServerConfig};
-use ettin_engine::{ErrorKind, LoadOptions};
+use ettin_engine::{BatchLimits, ErrorKind, LoadOptions, ScoreOptions};
 
 fn request(dir: &std::path::Path, docs: &[&str]) -> ScoreRequest {
     ScoreRequest {
         name: "modular".into(),
         dir: dir.to_path_buf(),
         onnx_file: None,
-        max_length: 512,
-        max_pairs: 32,
-        max_tokens: 0,
-        max_total_tokens: 1 << 30,
-        activation: "model".into(),
+        options: ScoreOptions {
+            limits: BatchLimits {
+                max_pairs: 32,
+                max_tokens: 0,
+            },
+            ..options(512)
+        },
         query: "free software".into(),
         documents: docs.iter().map(|d| d.to_string()).collect(),
     }
@@ -82,9 +84,10 @@ fn the_worker_scores_like_the_engine_and_reports_errors() {
     .unwrap_err();
     assert_eq!(e.kind, ErrorKind::MissingFile, "{}", e.message);
     let status = shared::status(&socket).unwrap();
-    assert_eq!(status["requests"], 5);
-    assert_eq!(status["models"][0]["pairs"], 16);
-    assert_eq!(status["models"][0]["queued_pairs"], 0);
+    assert_eq!(status.requests, 5);
+    assert_eq!(status.models.len(), 1);
+    assert_eq!(status.models[0].pairs, 16);
+    assert_eq!(status.models[0].queued_pairs, 0);
 
     let missing = tmp.path().join("no-worker.sock");
     let e = shared::score(&missing, request(&dir, &docs), &mut || {}).unwrap_err();
