@@ -342,6 +342,7 @@ fn ettin_models() -> TableIterator<
         .into_iter()
         .map(|m| {
             let max_length = capped_max_length(max_length, m.max_positions);
+            let c = m.counters;
             (
                 m.name,
                 m.path,
@@ -350,12 +351,12 @@ fn ettin_models() -> TableIterator<
                 m.device + device_suffix,
                 max_length as i32,
                 m.load_ms,
-                m.calls as i64,
-                m.pairs as i64,
-                m.tokens as i64,
-                m.tokenize_ms,
-                m.inference_ms,
-                m.total_ms,
+                c.calls as i64,
+                c.pairs as i64,
+                c.tokens as i64,
+                c.tokenize_ms,
+                c.inference_ms,
+                c.total_ms,
             )
         })
         .collect();

@@ -105,7 +105,7 @@ pub struct Counters {
 }
 
 /// A snapshot of [`Counters`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct CounterValues {
     pub calls: u64,
     pub pairs: u64,
@@ -149,13 +149,8 @@ pub struct ModelStatus {
     pub layout: String,
     pub device: String,
     pub load_ms: f32,
-    pub calls: u64,
-    pub pairs: u64,
-    pub tokens: u64,
-    pub batches: u64,
-    pub tokenize_ms: f64,
-    pub inference_ms: f64,
-    pub total_ms: f64,
+    #[serde(flatten)]
+    pub counters: CounterValues,
     /// The model's position limit, which caps ettin.max_length.
     pub max_positions: Option<usize>,
     /// Pairs waiting in the shared worker's queue (0 in a backend).
@@ -428,7 +423,6 @@ impl Model {
 
     /// What ettin_models() shows for this model, loaded under `name`.
     pub fn status(&self, name: &str) -> ModelStatus {
-        let c = self.counters.snapshot();
         ModelStatus {
             name: name.to_owned(),
             path: self.files.dir.display().to_string(),
@@ -442,13 +436,7 @@ impl Model {
             layout: self.files.layout.as_str().to_owned(),
             device: self.device(),
             load_ms: self.load_ms,
-            calls: c.calls,
-            pairs: c.pairs,
-            tokens: c.tokens,
-            batches: c.batches,
-            tokenize_ms: c.tokenize_ms,
-            inference_ms: c.inference_ms,
-            total_ms: c.total_ms,
+            counters: self.counters.snapshot(),
             max_positions: self.files.max_positions,
             queued_pairs: 0,
         }

@@ -86,7 +86,7 @@ fn the_worker_scores_like_the_engine_and_reports_errors() {
     let status = shared::status(&socket).unwrap();
     assert_eq!(status.requests, 5);
     assert_eq!(status.models.len(), 1);
-    assert_eq!(status.models[0].pairs, 16);
+    assert_eq!(status.models[0].counters.pairs, 16);
     assert_eq!(status.models[0].queued_pairs, 0);
 
     let missing = tmp.path().join("no-worker.sock");
