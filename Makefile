@@ -16,7 +16,10 @@ deps:
 install: deps
 	bash scripts/install.sh
 
-test: install test-engine test-sql
+# Every suite, even after one fails; ends with "ettin: N passed, M failed".
+test: install
+	bash scripts/test-deps.sh
+	bash tests/run_all.sh
 
 # Engine tests: no Postgres; parity with sentence-transformers on the committed fixtures.
 test-engine:

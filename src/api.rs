@@ -1,16 +1,18 @@
 //! The SQL functions. Each reads the settings it needs, calls the engine and converts the result.
 
+use std::cell::RefCell;
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ettin_engine::hub::{self, DownloadObserver};
+use ettin_engine::memo::{CallKey, CallKeyDigest, CallMemo};
 use ettin_engine::registry;
 use ettin_engine::runtime::{self, Runtime, DEFAULT_LIBRARY_NAME};
 use ettin_engine::shared::{self, ScoreRequest};
 use ettin_engine::{
-    capped_max_length, resolve_model_dir, ActivationChoice, BatchLimits, CudaOptions, DeviceChoice,
-    EngineError, LoadOptions, Model, ScoreOptions,
+    capped_max_length, quoted, resolve_model_dir, ActivationChoice, BatchLimits, CudaOptions,
+    DeviceChoice, EngineError, LoadOptions, Model, ScoreOptions,
 };
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -93,7 +95,7 @@ fn resolve_model(name: Option<&str>) -> (String, PathBuf) {
             dir = download_model(&root, name);
         } else if !dir.exists() {
             crate::error::raise(
-                EngineError::missing(format!("model \"{name}\" is not in {}", root.display())).with_hint(
+                EngineError::missing(format!("model {} is not in {}", quoted(name), quoted(root.display()))).with_hint(
                     "a superuser can fetch it with SELECT ettin_download('<name>'), allow downloads with \
                      ettin.allow_download, or copy the model directory there (see the README's offline section)",
                 ),
@@ -132,8 +134,9 @@ fn model(name: Option<&str>) -> Arc<Model> {
     };
     registry::get_or_load(runtime(), name, &dir, options, |m| {
         pgrx::log!(
-            "ettin: model \"{name}\" ({}) loaded on {} ({}) in {:.0} ms",
-            m.files.onnx.display(),
+            "ettin: model {} ({}) loaded on {} ({}) in {:.0} ms",
+            quoted(name),
+            quoted(m.files.onnx.display()),
             m.device(),
             m.device_reason,
             m.load_ms
@@ -159,16 +162,79 @@ fn score_options() -> ScoreOptions {
     }
 }
 
-/// Score `query` against each non-NULL document; NULL documents get NULL.
+/// This backend's current local transaction id: the scope of [`RECENT_CALLS`].
+fn local_transaction_id() -> u64 {
+    // SAFETY: MyProc is this backend's PGPROC, set before any SQL function can run.
+    unsafe {
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+        let lxid = (*pg_sys::MyProc).lxid;
+        #[cfg(any(feature = "pg17", feature = "pg18"))]
+        let lxid = (*pg_sys::MyProc).vxid.lxid;
+        lxid as u64
+    }
+}
+
+thread_local! {
+    /// Scores of this transaction's last calls. Postgres evaluates a STABLE call with constant
+    /// arguments once at plan time (row estimates, e.g. for `unnest(rerank_score(...))`) and
+    /// again in the executor; the second evaluation reuses the first's scores.
+    static RECENT_CALLS: RefCell<CallMemo<Vec<Option<f32>>>> = const { RefCell::new(CallMemo::new(4)) };
+}
+
+/// Everything a call's scores depend on: the function's inputs and the settings.
+fn call_key(query: &str, documents: &[Option<&str>], model_name: Option<&str>) -> CallKeyDigest {
+    let mut key = CallKey::new("score");
+    key.add(guc::string(&guc::MODEL_DIR).as_bytes())
+        .add(
+            model_name
+                .map_or_else(|| guc::string(&guc::MODEL), str::to_owned)
+                .as_bytes(),
+        )
+        .add(guc::string(&guc::ONNX_FILE).as_bytes())
+        .add(
+            format!(
+                "{:?} {:?} {} {}",
+                score_options(),
+                guc::DEVICE.get(),
+                guc::CUDA_DEVICE_ID.get(),
+                guc::CUDA_TF32.get()
+            )
+            .as_bytes(),
+        )
+        .add(format!("{:?}", guc::INFERENCE.get()).as_bytes())
+        .add(query.as_bytes());
+    for document in documents {
+        key.add_optional(document.map(str::as_bytes));
+    }
+    key.into()
+}
+
+/// Score `query` against each non-NULL document; NULL documents get NULL. An identical call
+/// earlier in the same transaction (the plan-time evaluation of this one) gives its scores.
 fn score_documents(
     query: &str,
     documents: &[Option<&str>],
     model_name: Option<&str>,
 ) -> Vec<Option<f32>> {
-    let pairs: Vec<(&str, &str)> = documents.iter().flatten().map(|d| (query, *d)).collect();
-    if pairs.is_empty() {
+    if documents.iter().all(Option::is_none) {
         return vec![None; documents.len()];
     }
+    let scope = local_transaction_id();
+    let key = call_key(query, documents, model_name);
+    if let Some(scores) = RECENT_CALLS.with(|memo| memo.borrow_mut().get(scope, &key)) {
+        return scores;
+    }
+    let scores = score_documents_now(query, documents, model_name);
+    RECENT_CALLS.with(|memo| memo.borrow_mut().put(scope, key, scores.clone()));
+    scores
+}
+
+fn score_documents_now(
+    query: &str,
+    documents: &[Option<&str>],
+    model_name: Option<&str>,
+) -> Vec<Option<f32>> {
+    let pairs: Vec<(&str, &str)> = documents.iter().flatten().map(|d| (query, *d)).collect();
     let mut check_cancel = || {
         pgrx::check_for_interrupts!();
     };
@@ -341,7 +407,7 @@ fn ettin_models() -> TableIterator<
     let rows: Vec<_> = models
         .into_iter()
         .map(|m| {
-            let max_length = capped_max_length(max_length, m.max_positions);
+            let max_length = capped_max_length(max_length, m.length_limit);
             let c = m.counters;
             (
                 m.name,

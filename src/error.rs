@@ -27,14 +27,30 @@ fn default_hint(kind: ErrorKind) -> &'static str {
     }
 }
 
+/// Longest message, detail or hint an ERROR carries. Names and paths are already quoted at a
+/// bounded length (`ettin_engine::quoted`); this is the backstop for text a library returned.
+const MAX_ERROR_TEXT: usize = 2000;
+
+fn bounded(text: String) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text;
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
+}
+
 /// Raise `error` as an ERROR; does not return.
 pub fn raise(error: EngineError) -> ! {
     let hint = error
         .hint
         .unwrap_or_else(|| default_hint(error.kind).to_owned());
-    let mut report = ErrorReport::new(sqlstate(error.kind), error.message, "ettin").set_hint(hint);
+    let mut report = ErrorReport::new(sqlstate(error.kind), bounded(error.message), "ettin")
+        .set_hint(bounded(hint));
     if let Some(detail) = error.detail {
-        report = report.set_detail(detail);
+        report = report.set_detail(bounded(detail));
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ereport(ERROR) returned")

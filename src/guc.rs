@@ -279,6 +279,10 @@ pub fn register() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    // After this, `SET ettin.max_lenght = 64` (a typo) is an ERROR instead of a placeholder that
+    // silently does nothing; placeholders set before the library loaded are dropped with a WARNING.
+    // SAFETY: a static NUL-terminated prefix; Postgres copies it.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"ettin".as_ptr()) };
 }
 
 pub fn string(setting: &GucSetting<Option<CString>>) -> String {

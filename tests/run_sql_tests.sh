@@ -10,7 +10,7 @@ models=$ETTIN_CLUSTER_ROOT/models
 cluster="$repo/scripts/cluster.sh"
 
 rm -rf "$models" && mkdir -p "$models/ettin-test" "$models/broken"
-cp -r "$here/fixtures/models/modular" "$here/fixtures/models/classic" "$models/ettin-test/"
+cp -r "$here/fixtures/models/modular" "$here/fixtures/models/classic" "$here/fixtures/models/classic-st6" "$models/ettin-test/"
 broken() { cp -r "$here/fixtures/models/$1" "$models/broken/$2"; }
 broken modular no-tokenizer && rm "$models/broken/no-tokenizer/tokenizer.json"
 broken modular no-onnx && rm -r "$models/broken/no-onnx/onnx"
@@ -31,7 +31,7 @@ for hub_repo in modular classic concurrent classic-two no-onnx corrupt; do
 done
 rm -r "$hub/hubtest/no-onnx/onnx"
 HUB_PORT=${ETTIN_HUB_PORT:-54340}
-python3 "$here/hub_server.py" "$hub" "$HUB_PORT" &
+python3 "$here/hub_server.py" "$hub" "$HUB_PORT" 2>"$ETTIN_CLUSTER_ROOT/hub_server.log" &
 HUB_PID=$!
 export HUB_PID HUB_PORT
 for _ in $(seq 50); do
@@ -79,6 +79,22 @@ for check in hub load standby; do
     echo "FAIL $check"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/$check.out" | tail -20; status=1
   fi
 done
+
+# The hub stand-in stays quiet about clients the tests cut off on purpose; anything it did log
+# is a real error in it or in a request.
+if grep -q "Traceback" "$ETTIN_CLUSTER_ROOT/hub_server.log"; then
+  echo "FAIL hub stand-in logged errors"; tail -20 "$ETTIN_CLUSTER_ROOT/hub_server.log" | sed 's/^/     /'; status=1
+else
+  echo "ok   hub stand-in logged no errors"
+fi
+
+# 04_errors passes 100000-character names: errors quote them at a bounded length, so the server
+# log never holds them whole either.
+if grep -qE 'x{1000}|y{1000}|z{1000}' "$ETTIN_CLUSTER_ROOT/server.log"; then
+  echo "FAIL the server log holds a user-supplied name whole"; status=1
+else
+  echo "ok   the server log quotes user-supplied names at a bounded length"
+fi
 
 # No test may have crashed a backend: the postmaster never restarted, and nothing died by signal.
 if [ "$(psql -XAtq -d postgres -c "SELECT pg_postmaster_start_time()")" != "$started" ] ||

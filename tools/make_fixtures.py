@@ -9,6 +9,12 @@ Two tiny random-weight rerankers with real architectures, laid out exactly as Hu
   truncation 7999 baked in) and ``onnx/model.onnx`` = the backbone only (last_hidden_state).
 * ``classic``: BertForSequenceClassification (1 label) with a WordPiece tokenizer, ONNX with a
   ``logits`` output and a ``token_type_ids`` input, no modules.json (like ms-marco-MiniLM).
+* ``classic-st6``: the same model after ``CrossEncoder(classic, max_length=128).save()`` under
+  sentence-transformers 6: a modules.json with a lone Transformer module
+  (transformer_task "sequence-classification"), the Sigmoid activation in
+  config_sentence_transformers.json and the max length in tokenizer_config.json. Its reference
+  "default" scores come from ``CrossEncoder(dir)`` as saved (max length 128), "64" as above.
+  (``modular`` is itself what ``model.save()`` of sentence-transformers 6 writes.)
 
 The oracle is ``CrossEncoder.predict()`` from sentence-transformers 6: scores for a few hundred
 (query, document) pairs are written to ``reference.json`` next to each model, at max_length 512
@@ -138,7 +144,8 @@ def train_wordpiece_tokenizer(sentences: list[str], out: Path) -> PreTrainedToke
     return fast
 
 
-def predict(model_dir: Path, pairs, max_length: int) -> list[float]:
+def predict(model_dir: Path, pairs, max_length: int | None) -> list[float]:
+    """CrossEncoder.predict at max_length, or (None) at the max length the model was saved with."""
     model = CrossEncoder(str(model_dir), max_length=max_length, device="cpu")
     return [float(s) for s in model.predict(pairs, batch_size=32)]
 
@@ -220,16 +227,28 @@ def build_classic(out: Path, sentences, pairs, rankings, seed: int, hidden: int,
     write_reference(out, pairs, rankings)
 
 
+def build_classic_st6(out: Path, classic: Path, pairs, rankings, saved_max_length: int = 128) -> None:
+    """The classic model as sentence-transformers 6's CrossEncoder.save() writes it."""
+    shutil.rmtree(out, ignore_errors=True)
+    CrossEncoder(str(classic), max_length=saved_max_length, device="cpu").save(str(out))
+    (out / "README.md").unlink(missing_ok=True)  # a generated model card; nothing ettin reads
+    (out / "onnx").mkdir()
+    shutil.copy(classic / "onnx" / "model.onnx", out / "onnx" / "model.onnx")  # same weights
+    write_reference(out, pairs, rankings, max_lengths=(None, 64))
+
+
 def make_rankings(pairs, rng: random.Random, queries: int = 4, documents: int = 40):
     """A few queries, each against many documents: what ettin_rerank and rerank_score(q, docs[]) get."""
     docs = [d for _, d in pairs]
     return [(pairs[rng.randrange(len(pairs))][0], rng.sample(docs, documents)) for _ in range(queries)]
 
 
-def write_reference(model_dir: Path, pairs, rankings) -> None:
-    scores = {str(m): predict(model_dir, pairs, m) for m in MAX_LENGTHS}
+def write_reference(model_dir: Path, pairs, rankings, max_lengths=MAX_LENGTHS) -> None:
+    """Reference scores keyed by max_length ("default": the max length the model was saved with)."""
+    key = lambda m: "default" if m is None else str(m)  # noqa: E731
+    scores = {key(m): predict(model_dir, pairs, m) for m in max_lengths}
     ranking_scores = [
-        {"query": q, "documents": docs, "scores": {str(m): predict(model_dir, [(q, d) for d in docs], m) for m in MAX_LENGTHS}}
+        {"query": q, "documents": docs, "scores": {key(m): predict(model_dir, [(q, d) for d in docs], m) for m in max_lengths}}
         for q, docs in rankings
     ]
     ref = {
@@ -258,6 +277,7 @@ def main() -> None:
     rankings = make_rankings(pairs, rng)
     build_modular(args.out / "modular", sentences, pairs, rankings, args.seed, args.hidden, args.layers, args.init_std)
     build_classic(args.out / "classic", sentences, pairs, rankings, args.seed, args.hidden, args.layers - 1, args.init_std)
+    build_classic_st6(args.out / "classic-st6", args.out / "classic", pairs, rankings)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,15 @@ pub enum Pooling {
     Mean,
 }
 
+impl Pooling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pooling::Cls => "cls",
+            Pooling::Mean => "mean",
+        }
+    }
+}
+
 /// Elementwise activations sentence-transformers configs name (by torch class).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::resolve_model_dir;
+use crate::quote::quoted;
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// Where hf-hub keeps blobs and snapshots, inside the model directory.
@@ -35,13 +36,17 @@ pub fn parse_model_name(name: &str) -> (&str, &str) {
 
 /// Whether `name` has the shape of a Hub model id (`org/name`, optionally `@revision`).
 pub fn is_hub_id(name: &str) -> bool {
-    parse_model_name(name)
+    let parts: Vec<&str> = parse_model_name(name)
         .0
         .split('/')
         .filter(|p| !p.is_empty())
-        .count()
-        == 2
+        .collect();
+    // The Hub caps organisation and repository names at 96 characters each.
+    parts.len() == 2 && parts.iter().all(|p| p.len() <= MAX_HUB_NAME_PART)
 }
+
+/// Longest organisation or repository name the Hub accepts.
+const MAX_HUB_NAME_PART: usize = 96;
 
 /// What the download calls back with: progress lines, and a chance to cancel between files.
 pub trait DownloadObserver {
@@ -76,10 +81,11 @@ pub fn download(
     let target = resolve_model_dir(model_dir, name)?;
     let (repo_id, revision) = parse_model_name(name);
     if !is_hub_id(name) {
-        return Err(
-            EngineError::invalid(format!("\"{name}\" is not a Hub model id"))
-                .with_hint("name Hub models as org/name or org/name@revision"),
-        );
+        return Err(EngineError::invalid(format!(
+            "{name_q} is not a Hub model id",
+            name_q = quoted(&name)
+        ))
+        .with_hint("name Hub models as org/name or org/name@revision"));
     }
     if target.is_dir() && !lacks_variant(&target, onnx_file) {
         return Ok(target);
@@ -262,11 +268,11 @@ fn io_error(path: &Path, e: std::io::Error) -> EngineError {
     if e.raw_os_error() == Some(libc::ENOSPC) {
         EngineError::new(
             ErrorKind::TooLarge,
-            format!("disk full while writing {}", path.display()),
+            format!("disk full while writing {}", quoted(path.display())),
         )
         .with_hint("free space on the file system of ettin.model_dir")
     } else {
-        EngineError::external(format!("could not write {}", path.display()))
+        EngineError::external(format!("could not write {}", quoted(path.display())))
             .with_detail(e)
             .with_hint("the server's user must be able to write ettin.model_dir")
     }
@@ -285,7 +291,8 @@ fn check_reachable(endpoint: &str) -> Result<()> {
         .or_else(|| endpoint.strip_prefix("http://").map(|r| (r, 80)));
     let Some((rest, default_port)) = rest else {
         return Err(EngineError::invalid(format!(
-            "ettin.hub_endpoint \"{endpoint}\" is not an http(s) URL"
+            "ettin.hub_endpoint {endpoint_q} is not an http(s) URL",
+            endpoint_q = quoted(&endpoint)
         )));
     };
     let host_port = rest.split('/').next().unwrap_or(rest);
@@ -398,7 +405,7 @@ impl ModelLock {
             if started.elapsed() > LOCK_WAIT {
                 return Err(EngineError::external(format!(
                     "timed out waiting for the download lock {}",
-                    path.display()
+                    quoted(path.display())
                 )));
             }
             observer.check_cancel();

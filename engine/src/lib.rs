@@ -6,7 +6,10 @@ pub mod error;
 pub mod files;
 pub mod head;
 pub mod hub;
+pub mod memo;
 pub mod model;
+pub mod modules;
+pub mod quote;
 pub mod registry;
 pub mod runtime;
 pub mod shared;
@@ -20,3 +23,4 @@ pub use model::{
     capped_max_length, ActivationChoice, CudaOptions, Device, DeviceChoice, LoadOptions, Model,
     ModelStatus, ScoreOptions,
 };
+pub use quote::quoted;

@@ -14,6 +14,7 @@ use crate::batch::{plan_batches, BatchLimits};
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::{read_model_files, Layout, ModelFiles};
 use crate::head::{Activation, Pooling};
+use crate::quote::quoted;
 use crate::runtime::Runtime;
 use crate::tokenize::{EncodedPair, PairTokenizer};
 
@@ -135,9 +136,9 @@ fn add_elapsed(counter: &AtomicU64, since: Instant) {
     counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
 }
 
-/// A requested max_length capped by the model's position limit, if it has one.
-pub fn capped_max_length(requested: usize, max_positions: Option<usize>) -> usize {
-    max_positions.map_or(requested, |limit| requested.min(limit))
+/// A requested max_length capped by the model's length limit, if it has one.
+pub fn capped_max_length(requested: usize, length_limit: Option<usize>) -> usize {
+    length_limit.map_or(requested, |limit| requested.min(limit))
 }
 
 /// A loaded model and its counters, as ettin_models() and the shared worker's status report it.
@@ -151,8 +152,8 @@ pub struct ModelStatus {
     pub load_ms: f32,
     #[serde(flatten)]
     pub counters: CounterValues,
-    /// The model's position limit, which caps ettin.max_length.
-    pub max_positions: Option<usize>,
+    /// The model's length limit (saved max length, position embeddings): caps ettin.max_length.
+    pub length_limit: Option<usize>,
     /// Pairs waiting in the shared worker's queue (0 in a backend).
     pub queued_pairs: usize,
 }
@@ -232,7 +233,7 @@ impl Model {
             files.lowercase,
         )?;
         let onnx_error = |what: &str, detail: &dyn std::fmt::Display| {
-            EngineError::external(format!("could not load ONNX model \"{}\": {what}", files.onnx.display()))
+            EngineError::external(format!("could not load ONNX model {}: {what}", quoted(files.onnx.display())))
                 .with_detail(detail)
                 .with_hint("check that the file is a complete ONNX export; re-export it with tools/export_model.py")
         };
@@ -276,9 +277,7 @@ impl Model {
             ),
             DeviceChoice::Cuda if !has_cuda => {
                 return Err(EngineError::unsupported(format!(
-                    "ettin.device = cuda, but the ONNX Runtime at \"{}\" has no CUDA execution provider",
-                    runtime.library.display()
-                ))
+                    "ettin.device = cuda, but the ONNX Runtime at {} has no CUDA execution provider", quoted(runtime.library.display())))
                 .with_detail(format!("providers: {:?}", runtime.providers))
                 .with_hint("point ettin.onnxruntime_library at a GPU build (the onnxruntime-gpu wheel's libonnxruntime.so.1.31.1, see the README's GPU section), or set ettin.device = 'cpu' or 'auto'"));
             }
@@ -314,8 +313,8 @@ impl Model {
             ) {
                 return Err(onnx_error(
                     &format!(
-                        "it declares the input \"{}\", which ettin cannot feed",
-                        input.name()
+                        "it declares the input {}, which ettin cannot feed",
+                        quoted(input.name())
                     ),
                     &format!("inputs: {input_names:?}"),
                 ));
@@ -328,7 +327,7 @@ impl Model {
                 }
             ) {
                 return Err(onnx_error(
-                    &format!("input \"{}\" is not int64", input.name()),
+                    &format!("input {} is not int64", quoted(input.name())),
                     &format!("{:?}", input.dtype()),
                 ));
             }
@@ -348,16 +347,7 @@ impl Model {
             .outputs()
             .iter()
             .find(|o| wanted.contains(&o.name()))
-            .ok_or_else(|| {
-                onnx_error(
-                    &format!(
-                        "a {} model needs an output named {}",
-                        files.layout.as_str(),
-                        wanted.join(" or ")
-                    ),
-                    &format!("outputs: {output_names:?}"),
-                )
-            })?;
+            .ok_or_else(|| layout_mismatch(&files, wanted, &output_names))?;
         let output_kind = match (files.layout, output.name()) {
             (Layout::Classic, _) => GraphOutput::Logits,
             (Layout::Modular, CLS_OUTPUT) => GraphOutput::ClsHiddenState,
@@ -437,14 +427,14 @@ impl Model {
             device: self.device(),
             load_ms: self.load_ms,
             counters: self.counters.snapshot(),
-            max_positions: self.files.max_positions,
+            length_limit: self.files.length_limit,
             queued_pairs: 0,
         }
     }
 
     /// The tokens per pair actually used for a requested max_length.
     pub fn effective_max_length(&self, requested: usize) -> usize {
-        capped_max_length(requested, self.files.max_positions)
+        capped_max_length(requested, self.files.length_limit)
     }
 
     /// Score (query, document) pairs, returning one score per pair in input order.
@@ -536,8 +526,8 @@ impl Model {
     fn check_returned_shape(&self, got: &[i64], expected: &[usize]) -> Result<()> {
         if got.len() != expected.len() || got.iter().zip(expected).any(|(g, e)| *g as usize != *e) {
             return Err(EngineError::external(format!(
-                "\"{}\" returned shape {got:?}, expected {expected:?}",
-                self.files.onnx.display()
+                "{} returned shape {got:?}, expected {expected:?}",
+                quoted(self.files.onnx.display())
             )));
         }
         Ok(())
@@ -569,8 +559,8 @@ impl Model {
         }
         let run_error = |e: ort::Error| {
             EngineError::external(format!(
-                "ONNX Runtime failed to run \"{}\"",
-                self.files.onnx.display()
+                "ONNX Runtime failed to run {}",
+                quoted(self.files.onnx.display())
             ))
             .with_detail(e)
         };
@@ -627,8 +617,8 @@ impl Model {
             (None, _) => {
                 if out_shape.len() != 2 || out_shape[0] as usize != rows || out_shape[1] != 1 {
                     return Err(EngineError::external(format!(
-                        "\"{}\" returned logits of shape {:?}, expected [{rows}, 1]",
-                        self.files.onnx.display(),
+                        "{} returned logits of shape {:?}, expected [{rows}, 1]",
+                        quoted(self.files.onnx.display()),
                         &out_shape[..]
                     )));
                 }
@@ -636,6 +626,24 @@ impl Model {
             }
         }
     }
+}
+
+/// The graph's outputs disagree with the layout the model's files describe (say, a `logits`
+/// graph under a Pooling chain): one error that names both.
+fn layout_mismatch(files: &ModelFiles, wanted: &[&str], outputs: &[&str]) -> EngineError {
+    let hint = match files.layout {
+        Layout::Modular => "a modular model needs the backbone graph (last_hidden_state): export it with tools/export_model.py; a graph with logits belongs to a classic model, whose modules.json has a lone Transformer module",
+        Layout::Classic => "a classic cross-encoder needs a graph with the classification head (logits): export it with tools/export_model.py",
+    };
+    EngineError::external(format!(
+        "model {}: {} makes it a {} cross-encoder, which needs a graph output named {}, but {} outputs {outputs:?}",
+        quoted(files.dir.display()),
+        files.layout_reason,
+        files.layout.as_str(),
+        wanted.join(" or "),
+        quoted(files.onnx.strip_prefix(&files.dir).unwrap_or(&files.onnx).display()),
+    ))
+    .with_hint(hint)
 }
 
 /// Check the declared output against the layout: [batch, seq, hidden] floats for a backbone

@@ -11,6 +11,7 @@ use once_cell::sync::OnceCell;
 use parking_lot::Mutex;
 
 use crate::error::{EngineError, Result};
+use crate::quote::quoted;
 
 /// The ONNX Runtime minor version our `ort` binding speaks (`api-31`). Older libraries lack
 /// functions the binding calls, which has been seen to abort the process; they are refused.
@@ -50,7 +51,7 @@ pub fn load(library: &Path) -> Result<&'static Runtime> {
 }
 
 fn load_error(library: &Path, what: &str) -> EngineError {
-    EngineError::external(format!("could not load ONNX Runtime from \"{}\": {what}", library.display())).with_hint(
+    EngineError::external(format!("could not load ONNX Runtime from {}: {what}", quoted(library.display()))).with_hint(
         "install ONNX Runtime 1.31 or newer there (`make install` does), or point the server setting \
          ettin.onnxruntime_library at a libonnxruntime.so of version >= 1.31",
     )
@@ -59,13 +60,13 @@ fn load_error(library: &Path, what: &str) -> EngineError {
 fn load_uncached(library: &Path) -> Result<Runtime> {
     if !library.is_absolute() {
         return Err(EngineError::invalid(format!(
-            "ONNX Runtime library path \"{}\" is not absolute",
-            library.display()
+            "ONNX Runtime library path {} is not absolute",
+            quoted(library.display())
         ))
         .with_hint("set ettin.onnxruntime_library to an absolute path"));
     }
     if !library.is_file() {
-        return Err(EngineError::missing(format!("ONNX Runtime library \"{}\" does not exist", library.display()))
+        return Err(EngineError::missing(format!("ONNX Runtime library {} does not exist", quoted(library.display())))
             .with_hint(
                 "run `make install` (it installs libonnxruntime.so.1.31.1 next to the extension) or set \
                  ettin.onnxruntime_library in postgresql.conf",
@@ -79,8 +80,8 @@ fn load_uncached(library: &Path) -> Result<Runtime> {
         .unwrap_or(0);
     if minor < REQUIRED_MINOR {
         return Err(EngineError::unsupported(format!(
-            "ONNX Runtime at \"{}\" is version {version}; ettin needs 1.{REQUIRED_MINOR} or newer",
-            library.display()
+            "ONNX Runtime at {} is version {version}; ettin needs 1.{REQUIRED_MINOR} or newer",
+            quoted(library.display())
         ))
         .with_hint(
             "install ONNX Runtime 1.31.1 (`make install`) or point ettin.onnxruntime_library at it",

@@ -285,9 +285,9 @@ impl Server {
         };
         let model = registry::get_or_load(self.runtime, &req.name, &req.dir, options, |m| {
             eprintln!(
-                "ettin-inferd: loaded \"{}\" ({}) on {} ({}) in {:.0} ms",
-                req.name,
-                m.files.onnx.display(),
+                "ettin-inferd: loaded {} ({}) on {} ({}) in {:.0} ms",
+                crate::quoted(&req.name),
+                crate::quoted(m.files.onnx.display()),
                 m.device(),
                 m.device_reason,
                 m.load_ms

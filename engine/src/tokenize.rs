@@ -13,6 +13,7 @@ use tokenizers::{
 };
 
 use crate::error::{EngineError, Result};
+use crate::quote::quoted;
 
 /// One encoded (query, document) pair. Kept as u32 (what the tokenizer produces) until a batch
 /// is assembled, so thousands of encoded documents take half the memory of int64 tensors.
@@ -44,15 +45,15 @@ impl PairTokenizer {
     ) -> Result<Self> {
         if !path.is_file() {
             return Err(EngineError::missing(format!(
-                "tokenizer file \"{}\" does not exist",
-                path.display()
+                "tokenizer file {} does not exist",
+                quoted(path.display())
             ))
             .with_hint(
                 "a model directory needs tokenizer.json; run the export tool on the model",
             ));
         }
         let mut base = Tokenizer::from_file(path).map_err(|e| {
-            EngineError::external(format!("could not read tokenizer \"{}\"", path.display()))
+            EngineError::external(format!("could not read tokenizer {}", quoted(path.display())))
                 .with_detail(e)
                 .with_hint("tokenizer.json must be a Hugging Face fast-tokenizer file; copy it again from the model repository")
         })?;

@@ -158,6 +158,90 @@ fn a_classic_graph_under_a_modular_layout_is_rejected_by_its_outputs() {
     let e = load_err(&dir);
     assert_eq!(e.kind, ErrorKind::External);
     assert!(e.message.contains("last_hidden_state"), "{e}");
+    assert!(
+        e.message.contains("Pooling (cls)"),
+        "names what made it modular: {e}"
+    );
+    assert!(
+        e.message.contains("logits"),
+        "names the graph's outputs: {e}"
+    );
+}
+
+#[test]
+fn a_backbone_graph_under_a_lone_transformer_is_rejected_by_its_outputs() {
+    // sentence-transformers 6's classic layout, with the modular fixture's backbone graph.
+    let (_t, dir) = copy_fixture("classic-st6");
+    std::fs::copy(
+        fixture_dir("modular").join("onnx/model.onnx"),
+        dir.join("onnx/model.onnx"),
+    )
+    .unwrap();
+    let e = load_err(&dir);
+    assert_eq!(e.kind, ErrorKind::External);
+    assert!(
+        e.message.contains("lone Transformer") && e.message.contains("last_hidden_state"),
+        "{e}"
+    );
+    assert!(e.hint.unwrap().contains("classification head"));
+}
+
+#[test]
+fn a_lone_transformer_without_a_classification_head_is_not_a_cross_encoder() {
+    // An embedding model's Transformer (feature-extraction), or a config without a
+    // *ForSequenceClassification architecture: refused before the graph loads.
+    let (_t, dir) = copy_fixture("classic-st6");
+    edit(
+        &dir.join("sentence_bert_config.json"),
+        "sequence-classification",
+        "feature-extraction",
+    );
+    let e = load_err(&dir);
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert!(e.message.contains("feature-extraction"), "{e}");
+
+    let (_t, dir) = copy_fixture("classic-st6");
+    edit(
+        &dir.join("config.json"),
+        "BertForSequenceClassification",
+        "BertModel",
+    );
+    let e = load_err(&dir);
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert!(e.message.contains("BertModel"), "{e}");
+
+    // Without transformer_task (sentence-transformers before 6), the architecture decides.
+    let (_t, dir) = copy_fixture("classic-st6");
+    std::fs::write(dir.join("sentence_bert_config.json"), "{}").unwrap();
+    assert!(Model::load(runtime(), &dir, LoadOptions::default()).is_ok());
+    edit(
+        &dir.join("config.json"),
+        "BertForSequenceClassification",
+        "BertModel",
+    );
+    assert_eq!(load_err(&dir).kind, ErrorKind::Unsupported);
+}
+
+#[test]
+fn the_saved_max_length_caps_ettin_max_length() {
+    // sentence-transformers ≤ 5 saved max_seq_length in sentence_bert_config.json; it wins over
+    // tokenizer_config.json, and the position embeddings cap both.
+    let (_t, dir) = copy_fixture("classic-st6");
+    std::fs::write(
+        dir.join("sentence_bert_config.json"),
+        r#"{"max_seq_length": 96, "do_lower_case": false}"#,
+    )
+    .unwrap();
+    let model = Model::load(runtime(), &dir, LoadOptions::default()).unwrap();
+    assert_eq!(model.effective_max_length(512), 96);
+    assert_eq!(model.effective_max_length(64), 64);
+    edit(&dir.join("sentence_bert_config.json"), "96", "4096");
+    let model = Model::load(runtime(), &dir, LoadOptions::default()).unwrap();
+    assert_eq!(
+        model.effective_max_length(8192),
+        512,
+        "max_position_embeddings"
+    );
 }
 
 #[test]

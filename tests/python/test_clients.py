@@ -54,6 +54,28 @@ class Psycopg(unittest.TestCase):
         self.assertIsNone(values[2])
         self.assertEqual(len([v for v in values if v is not None]), 3)
 
+    def calls(self) -> int:
+        return self.conn.execute("SELECT calls FROM ettin_models() WHERE name = %s", (MODEL,)).fetchone()[0]
+
+    def test_one_execution_scores_once_with_bound_parameters(self):
+        # Extended protocol: Postgres plans each of the first executions for the bound values
+        # (custom plans), and the row estimate of unnest() evaluates rerank_score at plan time;
+        # ettin must not score twice. 7 executions of one prepared statement: 7 calls, not 12.
+        self.conn.execute("SELECT rerank_score('warm', 'up', %s)", (MODEL,))
+        zip_pattern = (
+            "WITH bundle AS (SELECT %s::int[] AS ids, %s::text[] AS bodies) "
+            "SELECT b.ids[s.ord], s.score FROM bundle b, "
+            "unnest(rerank_score(%s, b.bodies, %s)) WITH ORDINALITY AS s(score, ord) ORDER BY s.score DESC"
+        )
+        for statement, args in [
+            ("SELECT count(*) FROM unnest(rerank_score(%s, %s::text[], %s))", (QUERY, DOCUMENTS, MODEL)),
+            (zip_pattern, ([1, 2, 3, 4], DOCUMENTS, QUERY, MODEL)),
+        ]:
+            before = self.calls()
+            for _ in range(7):
+                self.conn.execute(statement, args, prepare=True).fetchall()
+            self.assertEqual(self.calls() - before, 7, statement)
+
     def test_errors_arrive_as_sqlstate(self):
         with self.assertRaises(psycopg.errors.InvalidParameterValue) as ctx:
             self.conn.execute("SELECT rerank_score(%s, %s, %s)", (QUERY, "doc", "../etc"))

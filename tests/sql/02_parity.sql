@@ -77,3 +77,22 @@ FROM ettin_models() WHERE onnx_file = 'onnx/model_cls.onnx';
 RESET ettin.onnx_file;
 SELECT pg_temp.assert(count(*) = 1, 'the plain graph is still loaded separately')
 FROM ettin_models() WHERE name = 'ettin-test/modular' AND onnx_file = 'onnx/model.onnx';
+
+-- A classic cross-encoder as sentence-transformers 6's CrossEncoder.save() writes it (a lone
+-- Transformer module, saved with max_length 128): under the default ettin.max_length (512) the
+-- model's own 128 applies, as in CrossEncoder.predict(); an explicit 64 applies below it.
+RESET ettin.max_length;
+CREATE TEMP TABLE st6 AS
+SELECT i, pair->>0 AS query, pair->>1 AS document,
+       (ref->'scores'->'default'->>(i::int - 1))::float8 AS s_default,
+       (ref->'scores'->'64'->>(i::int - 1))::float8 AS s64
+FROM pg_temp.reference('classic-st6') AS ref,
+     LATERAL jsonb_array_elements(ref->'pairs') WITH ORDINALITY AS p(pair, i);
+SELECT pg_temp.assert_close('classic-st6 one pair @saved 128',
+  array_agg(rerank_score(query, document, 'ettin-test/classic-st6')::float8 ORDER BY i), array_agg(s_default ORDER BY i)) FROM st6;
+SELECT pg_temp.assert(max_length = 128 AND layout = 'classic', 'ettin_models() shows the saved length and the layout')
+FROM ettin_models() WHERE name = 'ettin-test/classic-st6';
+SET ettin.max_length = 64;
+SELECT pg_temp.assert_close('classic-st6 one pair @64',
+  array_agg(rerank_score(query, document, 'ettin-test/classic-st6')::float8 ORDER BY i), array_agg(s64 ORDER BY i)) FROM st6;
+RESET ettin.max_length;

@@ -36,6 +36,19 @@ SELECT pg_temp.assert(count(*) > 0 AND bool_and(device = 'cpu'), 'auto runs on t
 SET ettin.device = 'cpu';
 SELECT pg_temp.assert(rerank_score('q', 'd', 'ettin-test/modular') IS NOT NULL, 'cpu scores');
 RESET ettin.device;
+-- the ettin prefix is reserved: a misspelt setting is an ERROR, not a placeholder that does nothing
+SELECT pg_temp.assert(pg_temp.expect_error($$SET ettin.max_lenght = 64$$, '42602', false) LIKE '%invalid configuration parameter name%',
+  'SET ettin.<typo> is refused');
+SELECT pg_temp.expect_error($$SELECT set_config('ettin.batch_sise', '8', false)$$, '42602', false);
+-- user-supplied names and paths are quoted at a bounded length, in the ERROR and in the log
+SELECT pg_temp.assert(length(m) < 600 AND m LIKE '%…%' AND m LIKE '%characters)%', 'a 100000-character model name is bounded: ' || left(m, 300))
+FROM pg_temp.expect_error($$SELECT rerank_score('q', 'd', repeat('x', 100000))$$, '58P01') AS m;
+SELECT pg_temp.assert(length(m) < 600 AND m LIKE '%…%', 'a 100000-character Hub-shaped name is bounded: ' || left(m, 300))
+FROM pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'org/' || repeat('y', 100000))$$, '58P01') AS m;
+SELECT set_config('ettin.onnx_file', 'onnx/' || repeat('z', 100000) || '.onnx', false) IS NOT NULL;
+SELECT pg_temp.assert(length(m) < 600 AND m LIKE '%…%', 'a 100000-character ettin.onnx_file is bounded: ' || left(m, 300))
+FROM pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'ettin-test/modular')$$, '58P01') AS m;
+RESET ettin.onnx_file;
 -- settings out of range are refused by Postgres itself
 SELECT pg_temp.expect_error($$SET ettin.max_length = 8$$, '22023', false);
 SELECT pg_temp.expect_error($$SET ettin.max_length = 100000$$, '22023', false);

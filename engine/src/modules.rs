@@ -1,0 +1,375 @@
+//! sentence-transformers modules.json: which modules a model has, and the scoring head's
+//! weights (Pooling → Dense → LayerNorm → Dense) read from each module's safetensors.
+
+use std::path::{Component, Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+use serde_json::Value;
+
+use crate::error::{EngineError, Result};
+use crate::files::{read_json, read_json_if_exists};
+use crate::head::{Activation, Dense, Head, Layer, LayerNorm, Pooling};
+use crate::quote::quoted;
+
+/// The kind of a modules.json entry, from its type path. sentence-transformers 3.x–5.x write
+/// `sentence_transformers.models.Dense`; 6.x moved modules to other packages but kept the class
+/// names, so the last path component identifies the module.
+fn module_kind(type_path: &str) -> Option<&str> {
+    if !type_path.starts_with("sentence_transformers.") {
+        return None;
+    }
+    let name = type_path.rsplit('.').next()?;
+    matches!(name, "Transformer" | "Pooling" | "Dense" | "LayerNorm").then_some(name)
+}
+
+/// What the Transformer module's `sentence_bert_config.json` says (keys of every version).
+#[derive(Debug, Clone, Default)]
+pub struct TransformerConfig {
+    /// sentence-transformers ≤ 5: lowercase before tokenizing (6 bakes it into tokenizer.json).
+    pub lowercase: bool,
+    /// sentence-transformers ≤ 5 saved the truncation length here (6 saves tokenizer_config.json's
+    /// model_max_length).
+    pub max_seq_length: Option<usize>,
+    /// sentence-transformers 6: "feature-extraction" (a backbone) or "sequence-classification".
+    pub task: Option<String>,
+}
+
+impl TransformerConfig {
+    pub fn read(module_dir: &Path) -> Result<Self> {
+        let cfg = read_json_if_exists(&module_dir.join("sentence_bert_config.json"))?
+            .unwrap_or(Value::Null);
+        Ok(TransformerConfig {
+            lowercase: cfg
+                .get("do_lower_case")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            max_seq_length: cfg
+                .get("max_seq_length")
+                .and_then(Value::as_u64)
+                .map(|v| v as usize),
+            task: cfg
+                .get("transformer_task")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// What a modules.json describes.
+#[derive(Debug, Clone)]
+pub enum Modules {
+    /// Transformer → Pooling → Dense/LayerNorm …: a backbone whose head ettin applies.
+    Chain {
+        transformer: TransformerConfig,
+        head: Head,
+    },
+    /// A lone Transformer module: what sentence-transformers 6 saves for a classic
+    /// *ForSequenceClassification cross-encoder, whose graph computes the logit itself.
+    LoneTransformer(TransformerConfig),
+}
+
+pub fn read_modules(dir: &Path, modules_path: &Path, config: &Value) -> Result<Modules> {
+    let modules = read_json(modules_path)?;
+    let modules = modules.as_array().ok_or_else(|| {
+        EngineError::external(format!(
+            "{} is not a JSON list of modules",
+            quoted(modules_path.display())
+        ))
+    })?;
+    let mut pooling: Option<Pooling> = None;
+    let mut layers = Vec::new();
+    let mut transformer = TransformerConfig::default();
+    let mut hidden_size = config
+        .get("hidden_size")
+        .and_then(Value::as_u64)
+        .map(|v| v as usize);
+    for (position, module) in modules.iter().enumerate() {
+        let type_path = module.get("type").and_then(Value::as_str).unwrap_or("");
+        let rel = module.get("path").and_then(Value::as_str).unwrap_or("");
+        let module_dir = resolve_module_dir(dir, rel)?;
+        let kind = module_kind(type_path).ok_or_else(|| {
+            EngineError::unsupported(format!(
+                "model {}: module {position} has type {}, which ettin does not support",
+                quoted(dir.display()),
+                quoted(type_path)
+            ))
+            .with_hint("ettin supports Transformer, Pooling, Dense and LayerNorm modules; export another head with tools/export_model.py")
+        })?;
+        match (position, kind) {
+            (0, "Transformer") => transformer = TransformerConfig::read(&module_dir)?,
+            (0, other) | (_, other @ "Transformer") => {
+                return Err(EngineError::unsupported(format!(
+                    "model {}: module {position} is {other}; ettin expects exactly one Transformer module, first",
+                    quoted(dir.display())
+                )))
+            }
+            (_, "Pooling") => {
+                let cfg = read_json(&module_dir.join("config.json"))?;
+                pooling = Some(read_pooling(&cfg, &module_dir)?);
+                if let Some(dim) = cfg
+                    .get("embedding_dimension")
+                    .or_else(|| cfg.get("word_embedding_dimension"))
+                    .and_then(Value::as_u64)
+                {
+                    hidden_size.get_or_insert(dim as usize);
+                }
+            }
+            (_, "Dense") => layers.push(Layer::Dense(read_dense(&module_dir)?)),
+            (_, _) => layers.push(Layer::LayerNorm(read_layer_norm(&module_dir)?)),
+        }
+        if position > 0 && kind != "Pooling" && pooling.is_none() {
+            return Err(EngineError::unsupported(format!(
+                "model {}: module {position} ({kind}) comes before any Pooling module",
+                quoted(dir.display())
+            )));
+        }
+    }
+    if modules.len() == 1 {
+        return Ok(Modules::LoneTransformer(transformer));
+    }
+    let pooling = pooling.ok_or_else(|| {
+        EngineError::unsupported(format!(
+            "model {}: modules.json has no Pooling module",
+            quoted(dir.display())
+        ))
+    })?;
+    let hidden_size = hidden_size.ok_or_else(|| {
+        EngineError::external(format!(
+            "model {}: hidden size unknown (no config.json hidden_size)",
+            quoted(dir.display())
+        ))
+    })?;
+    let head = Head {
+        pooling,
+        hidden_size,
+        layers,
+    };
+    head.validate().map_err(|e| EngineError {
+        message: format!("model {}: {}", quoted(dir.display()), e.message),
+        ..e
+    })?;
+    Ok(Modules::Chain { transformer, head })
+}
+
+fn resolve_module_dir(dir: &Path, rel: &str) -> Result<PathBuf> {
+    let path = Path::new(rel);
+    if !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(EngineError::external(format!(
+            "model {}: modules.json names the module path {rel_q}, outside the model directory",
+            quoted(dir.display()),
+            rel_q = quoted(&rel)
+        )));
+    }
+    Ok(dir.join(path))
+}
+
+fn read_pooling(cfg: &Value, module_dir: &Path) -> Result<Pooling> {
+    // sentence-transformers 6 writes "pooling_mode": "cls"; earlier versions one flag per mode.
+    let mode = match cfg.get("pooling_mode").and_then(Value::as_str) {
+        Some(mode) => mode.to_owned(),
+        None => {
+            let flags = [
+                "cls_token",
+                "mean_tokens",
+                "max_tokens",
+                "mean_sqrt_len_tokens",
+                "weightedmean_tokens",
+                "lasttoken",
+            ];
+            let on: Vec<&str> = flags
+                .iter()
+                .filter(|f| {
+                    cfg.get(format!("pooling_mode_{f}"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                })
+                .copied()
+                .collect();
+            match on.as_slice() {
+                ["cls_token"] => "cls".to_owned(),
+                ["mean_tokens"] => "mean".to_owned(),
+                _ => on.join("+"),
+            }
+        }
+    };
+    match mode.as_str() {
+        "cls" => Ok(Pooling::Cls),
+        "mean" => Ok(Pooling::Mean),
+        other => Err(EngineError::unsupported(format!(
+            "pooling mode {other_q} in {} is not supported (cls and mean are)",
+            quoted(module_dir.display()),
+            other_q = quoted(&other)
+        ))),
+    }
+}
+
+/// Load float32 tensors from a module's model.safetensors.
+struct ModuleWeights {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl ModuleWeights {
+    fn open(module_dir: &Path) -> Result<Self> {
+        let path = module_dir.join("model.safetensors");
+        if !path.is_file() {
+            let hint = if module_dir.join("pytorch_model.bin").is_file() {
+                "this module has only pytorch_model.bin; convert it with tools/export_model.py"
+            } else {
+                "copy the module's model.safetensors from the model repository"
+            };
+            return Err(EngineError::missing(format!(
+                "head weights {} do not exist",
+                quoted(path.display())
+            ))
+            .with_hint(hint));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| {
+            EngineError::external(format!("could not read {}", quoted(path.display())))
+                .with_detail(e)
+        })?;
+        Ok(ModuleWeights { path, bytes })
+    }
+
+    fn tensor(&self, name: &str, expected_shape: &[usize]) -> Result<Option<Vec<f32>>> {
+        let tensors = SafeTensors::deserialize(&self.bytes).map_err(|e| {
+            EngineError::external(format!(
+                "{} is not a valid safetensors file",
+                quoted(self.path.display())
+            ))
+            .with_detail(e)
+        })?;
+        let view = match tensors.tensor(name) {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        };
+        if view.shape() != expected_shape {
+            return Err(EngineError::external(format!(
+                "tensor {name_q} in {} has shape {:?}, expected {:?}",
+                quoted(self.path.display()),
+                view.shape(),
+                expected_shape,
+                name_q = quoted(&name)
+            ))
+            .with_hint(
+                "the head weights do not match the module's config.json; re-export the model",
+            ));
+        }
+        if view.dtype() != Dtype::F32 {
+            return Err(EngineError::unsupported(format!(
+                "tensor {name_q} in {} is {:?}; ettin reads float32 head weights",
+                quoted(self.path.display()),
+                view.dtype(),
+                name_q = quoted(&name)
+            )));
+        }
+        Ok(Some(
+            view.data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ))
+    }
+
+    fn required(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<f32>> {
+        self.tensor(name, expected_shape)?.ok_or_else(|| {
+            EngineError::external(format!(
+                "{} has no tensor {name_q}",
+                quoted(self.path.display()),
+                name_q = quoted(&name)
+            ))
+        })
+    }
+}
+
+fn config_usize(cfg: &Value, key: &str, path: &Path) -> Result<usize> {
+    cfg.get(key)
+        .and_then(Value::as_u64)
+        .map(|v| v as usize)
+        .ok_or_else(|| {
+            EngineError::external(format!(
+                "{} lacks the integer {key_q}",
+                quoted(path.display()),
+                key_q = quoted(&key)
+            ))
+        })
+}
+
+fn read_dense(module_dir: &Path) -> Result<Dense> {
+    let cfg_path = module_dir.join("config.json");
+    let cfg = read_json(&cfg_path)?;
+    let in_features = config_usize(&cfg, "in_features", &cfg_path)?;
+    let out_features = config_usize(&cfg, "out_features", &cfg_path)?;
+    let has_bias = cfg.get("bias").and_then(Value::as_bool).unwrap_or(true);
+    if cfg
+        .get("use_residual")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        return Err(EngineError::unsupported(format!(
+            "{} asks for a residual Dense layer, which ettin does not apply",
+            quoted(cfg_path.display())
+        )));
+    }
+    let activation_name = cfg
+        .get("activation_function")
+        .and_then(Value::as_str)
+        .unwrap_or("torch.nn.modules.activation.Tanh");
+    let activation = Activation::from_torch_name(activation_name).ok_or_else(|| {
+        EngineError::unsupported(format!(
+            "activation {activation_name_q} in {} is not supported",
+            quoted(cfg_path.display()),
+            activation_name_q = quoted(&activation_name)
+        ))
+    })?;
+    let weights = ModuleWeights::open(module_dir)?;
+    let weight = weights.required("linear.weight", &[out_features, in_features])?;
+    let bias = if has_bias {
+        Some(weights.required("linear.bias", &[out_features])?)
+    } else {
+        None
+    };
+    Ok(Dense {
+        in_features,
+        out_features,
+        weight,
+        bias,
+        activation,
+    })
+}
+
+fn read_layer_norm(module_dir: &Path) -> Result<LayerNorm> {
+    let cfg_path = module_dir.join("config.json");
+    let cfg = read_json(&cfg_path)?;
+    let dim = config_usize(&cfg, "dimension", &cfg_path)?;
+    let weights = ModuleWeights::open(module_dir)?;
+    Ok(LayerNorm {
+        weight: weights.required("norm.weight", &[dim])?,
+        bias: weights.required("norm.bias", &[dim])?,
+        // sentence-transformers' LayerNorm module is torch.nn.LayerNorm(dimension): eps 1e-5.
+        eps: 1e-5,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_type_names_of_all_sentence_transformers_versions_are_recognised() {
+        assert_eq!(
+            module_kind("sentence_transformers.models.Transformer"),
+            Some("Transformer")
+        );
+        assert_eq!(
+            module_kind("sentence_transformers.models.Dense"),
+            Some("Dense")
+        );
+        assert_eq!(
+            module_kind("sentence_transformers.base.modules.Dense"),
+            Some("Dense")
+        );
+        assert_eq!(module_kind("sentence_transformers.models.Normalize"), None);
+        assert_eq!(module_kind("my_package.Dense"), None);
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Every suite `make test` runs, one after another even when one fails, then one line that counts
+# them: "ettin: N passed, M failed". A suite is a cargo test binary (engine, no Postgres), the
+# format check, or one line of tests/run_sql_tests.sh (a SQL file, a client suite, a script).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+passed=0 failed=0
+count() { # count LOG: add its "ok"/"FAIL" suite lines to the totals
+  passed=$((passed + $(grep -cE '^(ok   |test result: ok\.)' "$1")))
+  failed=$((failed + $(grep -cE '^(FAIL |test result: FAILED\.)' "$1")))
+}
+
+cd "$repo"
+if cargo fmt --all --check >"$log" 2>&1; then echo "ok   cargo fmt"; passed=$((passed + 1))
+else echo "FAIL cargo fmt"; head -20 "$log"; failed=$((failed + 1)); fi
+
+cargo test -p ettin-engine 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+count "$log"
+if [ "$status" -ne 0 ] && ! grep -q '^test result: FAILED\.' "$log"; then
+  failed=$((failed + 1)); echo "FAIL engine tests did not build or run"
+fi
+
+bash "$here/run_sql_tests.sh" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+count "$log"
+if [ "$status" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
+  failed=$((failed + 1)); echo "FAIL SQL tests stopped early"
+fi
+
+echo "ettin: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
