@@ -5,6 +5,7 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ettin_engine::cpu::CpuFeatures;
 use ettin_engine::hub::{self, DownloadObserver};
 use ettin_engine::memo::{CallKey, CallKeyDigest, CallMemo};
 use ettin_engine::registry;
@@ -270,9 +271,22 @@ fn worker_status() -> serde_json::Value {
 /// the inference worker, with its queue and counters).
 #[pg_extern(stable, parallel_safe)]
 fn ettin_info() -> JsonB {
+    let cpu = CpuFeatures::detect();
+    let cpu_json = serde_json::json!({
+        "model": cpu.model,
+        "avx2": cpu.avx2,
+        "avx512f": cpu.avx512f,
+        "avx512_vnni": cpu.avx512_vnni,
+        "avx_vnni": cpu.avx_vnni,
+        "avx512_bf16": cpu.avx512_bf16,
+        "amx_int8": cpu.amx_int8,
+        "amx_bf16": cpu.amx_bf16,
+        "int8_advice": cpu.int8_advice(),
+    });
     if shared_inference() {
         return JsonB(serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "cpu": cpu_json,
             "inference": "shared",
             "worker": worker_status(),
             "model_dir": guc::string(&guc::MODEL_DIR),
@@ -283,6 +297,7 @@ fn ettin_info() -> JsonB {
     let rt = runtime();
     JsonB(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "cpu": cpu_json,
         "inference": "backend",
         "onnxruntime": rt.version,
         "library": rt.library.display().to_string(),

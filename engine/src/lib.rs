@@ -2,6 +2,7 @@
 //! scoring head. It knows nothing about Postgres; the extension converts types and errors.
 
 pub mod batch;
+pub mod cpu;
 pub mod error;
 pub mod files;
 pub mod head;

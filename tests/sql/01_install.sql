@@ -14,3 +14,10 @@ SELECT pg_temp.assert(bool_and(provolatile = 's'), 'every ettin function is STAB
 FROM pg_proc WHERE proname IN ('ettin_info', 'ettin_rerank', 'rerank_score', 'ettin_models');
 SELECT pg_temp.assert(count(*) = 5, 'five functions') FROM pg_proc
 WHERE proname IN ('ettin_info', 'ettin_rerank', 'rerank_score', 'ettin_models');
+-- the CPU features that decide which int8 variant pays off, as /proc/cpuinfo lists them
+SELECT pg_temp.assert(
+  (ettin_info()->'cpu'->>'avx2')::boolean = (pg_read_file('/proc/cpuinfo') ~ '\mavx2\M')
+  AND (ettin_info()->'cpu'->>'avx512_vnni')::boolean = (pg_read_file('/proc/cpuinfo') ~ '\mavx512_vnni\M')
+  AND (ettin_info()->'cpu'->>'avx512_bf16')::boolean = (pg_read_file('/proc/cpuinfo') ~ '\mavx512_bf16\M')
+  AND ettin_info()->'cpu'->>'int8_advice' <> '',
+  'ettin_info() reports the CPU features /proc/cpuinfo lists');
