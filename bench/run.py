@@ -86,22 +86,40 @@ def build_model(arch: str, out: Path) -> Path:
         export_onnx(ClsBackbone(ce[0].auto_model.eval()), ce[0].tokenizer, "cls_hidden_state", out / "onnx" / "model_cls.onnx", False)
     if not (out / "onnx" / "model_cls_int8.onnx").exists():
         write_int8(out / "onnx" / "model_cls.onnx", out / "onnx" / "model_cls_int8.onnx")
+    if not (out / "onnx" / "model_cls_int8_vnni.onnx").exists():
+        write_int8(out / "onnx" / "model_cls.onnx", out / "onnx" / "model_cls_int8_vnni.onnx", full_range=True)
     return out
 
 
-def bench_st(model_dir: Path, pairs, threads: int) -> float:
+def cpu_features() -> dict:
+    """The features that decide int8 and bf16 speed (what ettin_info()->'cpu' reports)."""
+    text = open("/proc/cpuinfo").read()
+    flags = next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), [])
+    model = next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith("model name")), platform.processor())
+    wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16"]
+    return {"model": model, "flags": [f for f in wanted if f in flags]}
+
+
+def has_int8_dot_product() -> bool:
+    return any(f in cpu_features()["flags"] for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def bench_st(model_dir: Path, groups, threads: int, batch_size: int = 32, bf16: bool = False) -> tuple[float, list]:
+    """CrossEncoder.predict per query of 100 (fp32, or bf16 on the CPU: torch uses AVX512-BF16 /
+    AMX where the CPU has them); pairs/s and the scores per query."""
     import torch
     from sentence_transformers import CrossEncoder
 
     torch.set_num_threads(threads)
-    model = CrossEncoder(str(model_dir), device="cpu", max_length=512)
-    model.predict(pairs[:32], batch_size=32)
+    kwargs = {"model_kwargs": {"dtype": torch.bfloat16}} if bf16 else {}
+    model = CrossEncoder(str(model_dir), device="cpu", max_length=512, **kwargs)
+    model.predict([(groups[0][0], d) for d in groups[0][1][:32]], batch_size=batch_size)
     t = time.perf_counter()
-    model.predict(pairs, batch_size=32)
-    return len(pairs) / (time.perf_counter() - t)
+    scores = [np.asarray(model.predict([(q, d) for d in docs], batch_size=batch_size), dtype=np.float64) for q, docs in groups]
+    return sum(len(d) for _, d in groups) / (time.perf_counter() - t), scores
 
 
-def bench_ort(model_dir: Path, groups, threads: int, batch_tokens: int | None = None) -> float:
+def bench_ort(model_dir: Path, groups, threads: int, batch_tokens: int | None = None, onnx_file: str = "onnx/model.onnx", spinning: bool = True) -> float:
     """Per query of 100 documents, like ettin's calls: tokenize, sort by length, then batches of
     32 (the usual recipe) or, with batch_tokens, ettin's plan (at most 32 pairs and batch_tokens
     padded tokens per batch)."""
@@ -115,7 +133,9 @@ def bench_ort(model_dir: Path, groups, threads: int, batch_tokens: int | None = 
     tok.enable_truncation(512, strategy="longest_first")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(model_dir / "onnx" / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    # onnxruntime's default is to spin; ettin's default (ettin.spinning) is not to.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    sess = ort.InferenceSession(str(model_dir / onnx_file), opts, providers=["CPUExecutionProvider"])
     d2 = load_file(model_dir / "2_Dense" / "model.safetensors")["linear.weight"]
     ln = load_file(model_dir / "3_LayerNorm" / "model.safetensors")
     d4 = load_file(model_dir / "4_Dense" / "model.safetensors")
@@ -137,7 +157,7 @@ def bench_ort(model_dir: Path, groups, threads: int, batch_tokens: int | None = 
                 ids[r, :n] = encs[i].ids
                 mask[r, :n] = 1
             (h,) = sess.run(None, {"input_ids": ids, "attention_mask": mask})
-            x = h[:, 0] @ d2.T
+            x = (h[:, 0] if h.ndim == 3 else h) @ d2.T  # last_hidden_state, or the CLS graph's output
             x = 0.5 * x * (1 + erf(x / np.sqrt(2)))
             x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * ln["norm.weight"] + ln["norm.bias"]
             scores[idx] = (x @ d4["linear.weight"].T + d4["linear.bias"])[:, 0]
@@ -214,6 +234,10 @@ def backend_rss_mb(conn) -> int:
         return next(int(l.split()[1]) // 1024 for l in f if l.startswith("VmRSS:"))
 
 
+def int8_variants() -> list[str]:
+    return ["onnx/model_cls_int8.onnx"] + (["onnx/model_cls_int8_vnni.onnx"] if has_int8_dot_product() else [])
+
+
 def bench_ettin(name: str, groups, threads: int, concurrency: bool) -> dict:
     with connect() as conn:
         conn.execute(f"SET ettin.threads = {threads}")
@@ -226,16 +250,36 @@ def bench_ettin(name: str, groups, threads: int, concurrency: bool) -> dict:
         conn.execute("SET ettin.batch_tokens = 16384")  # batches of 32, the usual recipe
         rate_b32, _ = ettin_rate(conn, name, groups)
         conn.execute("RESET ettin.batch_tokens")
-        conn.execute("SET ettin.onnx_file = 'onnx/model_cls.onnx'")
-        conn.execute("SELECT rerank_score('warm up', ARRAY['a', 'b'], %s)", (name,))
-        rate_cls, cls_scores = ettin_rate(conn, name, groups)
-        conn.execute("SET ettin.onnx_file = 'onnx/model_cls_int8.onnx'")
-        conn.execute("SELECT rerank_score('warm up', ARRAY['a', 'b'], %s)", (name,))
-        rate_int8, int8_scores = ettin_rate(conn, name, groups)
-        conn.execute("SET ettin.onnx_file = 'onnx/model_cls.onnx'")
+        # The Hub graph, the CLS graph and the int8 variants (the export tool's 7-bit one
+        # everywhere, its full-range one where the CPU has VNNI/AMX; ettin refuses it elsewhere),
+        # interleaved over 3 rounds and reported as medians: this kind of machine's speed drifts
+        # by 10–20% from minute to minute.
+        graphs = ["", "onnx/model_cls.onnx"] + int8_variants()
+        rates, scores = {g: [] for g in graphs}, {}
+        for _ in range(3):
+            for g in graphs:
+                conn.execute(f"SET ettin.onnx_file = '{g}'")
+                conn.execute("SELECT rerank_score('warm up', ARRAY['a', 'b'], %s)", (name,))
+                r_g, scores[g] = ettin_rate(conn, name, groups)
+                rates[g].append(r_g)
+        rate = statistics.median(rates[""])
+        rate_cls, cls_scores = statistics.median(rates["onnx/model_cls.onnx"]), scores["onnx/model_cls.onnx"]
         sigma = float(np.std(np.concatenate(plain_scores)))
         cls_vs_plain = float(np.max(np.abs(np.concatenate(cls_scores) - np.concatenate(plain_scores)))) / sigma
-        int8_rho = mean_spearman(int8_scores, cls_scores)
+        # Spearman per query against ettin's fp32 (the Hub graph)
+        int8 = {f: {"rate": statistics.median(rates[f]), "spearman": mean_spearman(scores[f], plain_scores)} for f in int8_variants()}
+        best_int8 = max(int8, key=lambda f: int8[f]["rate"])
+    # ettin.spinning applies when a backend loads a model: a new connection.
+    with connect() as conn:
+        conn.execute(f"SET ettin.threads = {threads}")
+        conn.execute("SET ettin.spinning = on")
+        conn.execute(f"SET ettin.onnx_file = '{best_int8}'")
+        conn.execute("SELECT rerank_score('warm up', ARRAY['a', 'b'], %s)", (name,))
+        rate_int8_spin, _ = ettin_rate(conn, name, groups)
+    with connect() as conn:
+        conn.execute(f"SET ettin.threads = {threads}")
+        conn.execute("SET ettin.onnx_file = 'onnx/model_cls.onnx'")
+        conn.execute("SELECT rerank_score('warm up', ARRAY['a', 'b'], %s)", (name,))
         # pgvector candidates + rerank latency on the demo corpus
         lat, outside = {}, {}
         qs = conn.execute("SELECT query, embedding::text FROM demo_queries ORDER BY id").fetchall()
@@ -258,8 +302,9 @@ def bench_ettin(name: str, groups, threads: int, concurrency: bool) -> dict:
             # Share of the statement's wall time (client round trip included) spent outside
             # ONNX Runtime's run: pgvector, tokenization, head, SQL, transfer.
             outside[k] = 1 - sum(inference) / sum(times)
-    result = {"rate": rate, "rate_b32": rate_b32, "rate_cls": rate_cls, "rate_int8": rate_int8,
-              "cls_max_diff_sigma": cls_vs_plain, "int8_spearman": int8_rho, "load_ms": load_ms,
+    result = {"rate": rate, "rate_b32": rate_b32, "rate_cls": rate_cls, "int8": int8, "best_int8": best_int8,
+              "rate_int8": int8[best_int8]["rate"], "rate_int8_spin": rate_int8_spin,
+              "cls_max_diff_sigma": cls_vs_plain, "int8_spearman": int8[best_int8]["spearman"], "load_ms": load_ms,
               "first_call_s": first_call, "lat": lat, "outside_inference": outside, "rss_mb": rss}
     if concurrency:
         one = bench_concurrency(name, groups, threads, 1, "onnx/model_cls.onnx")
@@ -286,7 +331,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep docs/bench.json's results for models not run now")
     args = ap.parse_args()
     if args.report_only:
-        return write_report(saved_results(), json.loads((REPO / "docs" / "bench.json").read_text())["threads"])
+        saved = json.loads((REPO / "docs" / "bench.json").read_text())
+        return write_report(saved_results(), saved["threads"], saved.get("cpu"))
 
     from make_fixtures import corpus_sentences
 
@@ -306,49 +352,88 @@ def main() -> None:
             groups = nq_like_pairs(sentences, queries, 100)
             pairs = [(q, d) for q, docs in groups for d in docs]
             print(f"== {arch}: {len(pairs)} pairs", file=sys.stderr)
-            st = bench_st(model_dir, pairs, args.threads)
+            st, _ = bench_st(model_dir, groups, args.threads)
+            # sentence-transformers at its best batch on CPU (8), in fp32 and in bf16
+            st_b8, st_scores = bench_st(model_dir, groups, args.threads, batch_size=8)
+            st_bf16, bf16_scores = bench_st(model_dir, groups, args.threads, batch_size=8, bf16=True)
             ort_rate = bench_ort(model_dir, groups, args.threads)
             ort_budget = bench_ort(model_dir, groups, args.threads, batch_tokens=1024)
             et = bench_ettin(f"bench/ettin-{arch}", groups, args.threads, concurrency=arch == "17m")
-            results[arch] = {"pairs": len(pairs), "st": st, "ort": ort_rate, "ort_budget": ort_budget, "ettin": et}
+            # onnxruntime from Python on ettin's fastest int8 graph and plan, spinning (its
+            # default) and not (ettin's default)
+            ort_int8 = bench_ort(model_dir, groups, args.threads, batch_tokens=1024, onnx_file=et["best_int8"])
+            ort_int8_nospin = bench_ort(model_dir, groups, args.threads, batch_tokens=1024, onnx_file=et["best_int8"], spinning=False)
+            results[arch] = {"pairs": len(pairs), "st": st, "st_b8": st_b8, "st_bf16": st_bf16,
+                             "st_bf16_spearman": mean_spearman(bf16_scores, st_scores), "ort": ort_rate,
+                             "ort_budget": ort_budget, "ort_int8": ort_int8, "ort_int8_nospin": ort_int8_nospin, "ettin": et}
             print(json.dumps(results[arch]), file=sys.stderr)
     finally:
         cluster("stop")
     write_report(results, args.threads)
 
 
-def write_report(results: dict, threads: int) -> None:
+def write_report(results: dict, threads: int, cpu: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    cpu = cpu or cpu_features()  # the machine the results came from
     lines = [
         "# ettin benchmark",
         "",
-        f"Machine: {cpu}, {os.cpu_count()} cores; {threads} threads for every engine; max_length 512; "
+        f"Machine: {cpu['model']}, {os.cpu_count()} cores, CPU features {', '.join(cpu['flags']) or 'none of note'} "
+        f"(no {', '.join(f for f in ['avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_int8'] if f not in cpu['flags']) or '—'}); "
+        f"{threads} threads for every engine; max_length 512; "
         "NQ-like pairs, 100 documents per query; random-weight Ettin architectures (init std 0.1); "
         "produced by `bench/run.py` in one run (same model files, same pairs).",
         "",
-        "Throughput in pairs/s (tokenization and head included). ORT-Python = onnxruntime 1.31.1 from "
+        "Throughput in pairs/s (tokenization and head included). ST = sentence-transformers "
+        "`CrossEncoder.predict` per query of 100 (*b32* its default batch, *b8* its best on CPU). "
+        "ORT-Python = onnxruntime 1.31.1 from "
         "Python on the same ONNX file, per query of 100; *b32* = length-sorted batches of 32, *1K* = "
         "ettin's plan (≤ 1024 padded tokens per batch). ettin columns go through SQL "
         "(`rerank_score(query, documents[])` over psycopg): *default* = Hub graph and default settings, "
-        "*b32* = `ettin.batch_tokens = 16384`, *CLS* = the export tool's `onnx/model_cls.onnx`, "
-        "*int8* = its dynamic-int8 variant (opt-in).",
+        "*b32* = `ettin.batch_tokens = 16384`, *CLS* = the export tool's `onnx/model_cls.onnx`. "
+        "ettin's default, CLS and int8 rates are medians of 3 interleaved rounds.",
         "",
-        "| model | pairs | ST fp32 | ORT-Py b32 | ORT-Py 1K | ettin default | ettin b32 | ettin CLS | ettin int8 "
-        "| default / ORT-Py 1K | b32 / ORT-Py b32 | CLS / ST | int8 / CLS | int8 Spearman | CLS max diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | pairs | ST fp32 b32 | ST fp32 b8 | ORT-Py b32 | ORT-Py 1K | ettin default | ettin b32 | ettin CLS "
+        "| default / ORT-Py 1K | b32 / ORT-Py b32 | CLS / ST b32 | CLS max diff |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arch, r in results.items():
         e = r["ettin"]
         lines.append(
-            f"| ettin-{arch} | {r['pairs']} | {r['st']:.1f} | {r['ort']:.1f} | {r['ort_budget']:.1f} | {e['rate']:.1f} | "
-            f"{e['rate_b32']:.1f} | {e['rate_cls']:.1f} | {e['rate_int8']:.1f} | {e['rate'] / r['ort_budget']:.2f}× | "
-            f"{e['rate_b32'] / r['ort']:.2f}× | **{e['rate_cls'] / r['st']:.2f}×** | {e['rate_int8'] / e['rate_cls']:.2f}× | "
-            f"{e['int8_spearman']:.3f} | {e['cls_max_diff_sigma']:.1e} σ |"
+            f"| ettin-{arch} | {r['pairs']} | {r['st']:.1f} | {r.get('st_b8', float('nan')):.1f} | {r['ort']:.1f} | {r['ort_budget']:.1f} | "
+            f"{e['rate']:.1f} | {e['rate_b32']:.1f} | {e['rate_cls']:.1f} | {e['rate'] / r['ort_budget']:.2f}× | "
+            f"{e['rate_b32'] / r['ort']:.2f}× | **{e['rate_cls'] / r['st']:.2f}×** | {e['cls_max_diff_sigma']:.1e} σ |"
+        )
+    lines += [
+        "",
+        "int8 and bf16. *ST bf16* = sentence-transformers with the model in bfloat16 on the CPU "
+        "(batch 8; torch uses AVX512-BF16/AMX where present), Spearman per query against its fp32. "
+        "ettin int8 = the export tool's `--int8` variants of the CLS graph: *7-bit* "
+        "(`model_cls_int8.onnx`, reduce_range, any x86 CPU) and *full* (`model_cls_int8_vnni.onnx`, "
+        "full-range weights, only measured and only loaded on CPUs with VNNI/AMX); Spearman per query "
+        "against ettin fp32 (Hub graph). *spin* = the faster int8 variant with `ettin.spinning = on`. "
+        "ORT-Py int8 = onnxruntime from Python on that same file and plan, spinning (its default) / not.",
+        "",
+        "| model | ST bf16 | its Spearman | ettin fp32 default | ettin int8 7-bit (Spearman) | ettin int8 full (Spearman) "
+        "| ettin int8 spin | ORT-Py int8 spin / no spin | **int8 / ettin fp32** | **int8 / ST bf16** | int8 / ORT-Py int8 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arch, r in results.items():
+        e = r["ettin"]
+        if "int8" not in e or "st_bf16" not in r:
+            continue
+        v7 = e["int8"].get("onnx/model_cls_int8.onnx")
+        vf = e["int8"].get("onnx/model_cls_int8_vnni.onnx")
+        cell = lambda v: f"{v['rate']:.1f} ({v['spearman']:.3f})" if v else "refused (no VNNI)"  # noqa: E731
+        lines.append(
+            f"| ettin-{arch} | {r['st_bf16']:.1f} | {r['st_bf16_spearman']:.4f} | {e['rate']:.1f} | {cell(v7)} | {cell(vf)} | "
+            f"{e['rate_int8_spin']:.1f} | {r['ort_int8']:.1f} / {r['ort_int8_nospin']:.1f} | "
+            f"**{e['rate_int8'] / e['rate']:.2f}×** (spin {e['rate_int8_spin'] / e['rate']:.2f}×) | "
+            f"**{e['rate_int8'] / r['st_bf16']:.2f}×** | {e['rate_int8'] / r['ort_int8_nospin']:.2f}× (spin {e['rate_int8_spin'] / r['ort_int8']:.2f}×) |"
         )
     lines += [
         "",
@@ -378,16 +463,18 @@ def write_report(results: dict, threads: int) -> None:
     marker = "\n## Per-backend vs shared inference"
     shared = previous[previous.index(marker):] if marker in previous else ""
     (REPO / "docs" / "bench.md").write_text("\n".join(lines) + "\n" + shared)
-    (REPO / "docs" / "bench.json").write_text(json.dumps({"threads": threads, "results": results}, indent=1))
+    (REPO / "docs" / "bench.json").write_text(json.dumps({"threads": threads, "cpu": cpu, "results": results}, indent=1))
     fig, ax = plt.subplots(figsize=(8, 3.8))
     archs = list(results)
     series = [
         ("sentence-transformers", lambda r: r["st"]),
+        ("ST bf16 b8", lambda r: r.get("st_bf16", 0)),
         ("ORT-Python b32", lambda r: r["ort"]),
         ("ORT-Python 1K", lambda r: r["ort_budget"]),
         ("ettin default", lambda r: r["ettin"]["rate"]),
         ("ettin CLS", lambda r: r["ettin"]["rate_cls"]),
         ("ettin CLS int8", lambda r: r["ettin"]["rate_int8"]),
+        ("ettin CLS int8 spin", lambda r: r["ettin"].get("rate_int8_spin", 0)),
     ]
     width = 0.8 / len(series)
     x = np.arange(len(archs))
@@ -397,7 +484,7 @@ def write_report(results: dict, threads: int) -> None:
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xticks(x, [f"ettin-{a}" for a in archs])
     ax.set_ylabel("throughput vs sentence-transformers")
-    ax.set_title(f"CPU reranking throughput ({os.cpu_count()} cores, {threads} threads)")
+    ax.set_title(f"CPU reranking throughput ({cpu['model']}, {os.cpu_count()} cores, {threads} threads; {'VNNI' if any(f in cpu['flags'] for f in ('avx512_vnni', 'avx_vnni', 'amx_int8')) else 'no VNNI'})", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(REPO / "docs" / "bench.png", dpi=120)

@@ -119,8 +119,7 @@ fn model(name: Option<&str>) -> Arc<Model> {
     let onnx_file = onnx_file_setting();
     let options = LoadOptions {
         intra_threads: guc::THREADS.get().max(0) as usize,
-        // A database server shares its cores: idle ONNX Runtime threads sleep rather than spin.
-        spinning: false,
+        spinning: guc::SPINNING.get(),
         onnx_file,
         device: match guc::DEVICE.get() {
             guc::DeviceSetting::Cpu => DeviceChoice::Cpu,

@@ -38,6 +38,12 @@ pub static MAX_TOKENS_PER_CALL: GucSetting<i32> = GucSetting::<i32>::new(8_000_0
 /// Takes effect when a backend loads a model.
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
+/// Let ONNX Runtime's idle intra-op threads spin between ops instead of sleeping. Off by default:
+/// a database server shares its cores, and spinning threads burn them while other backends wait.
+/// On: ~10% more pairs/s for one caller with int8 graphs (many small ops), nothing for fp32 CLS
+/// graphs (docs/bench.md). Takes effect when a backend loads a model.
+pub static SPINNING: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 /// ONNX Runtime shared library; empty means `$libdir/libonnxruntime.so.1.31.1`, where
 /// `make install` puts it. Set in postgresql.conf (sighup); a backend reads it once, when it
 /// first loads ONNX Runtime: a process can hold only one ONNX Runtime.
@@ -198,6 +204,14 @@ pub fn register() {
         &THREADS,
         0,
         256,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"ettin.spinning",
+        c"Let idle ONNX Runtime threads spin between ops instead of sleeping.",
+        c"Faster for one caller, wasted cores when many backends share them. Applies when a backend loads a model.",
+        &SPINNING,
         GucContext::Suset,
         GucFlags::default(),
     );

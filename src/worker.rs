@@ -55,6 +55,7 @@ fn spawn() -> std::io::Result<Child> {
         .arg("--onnxruntime")
         .arg(crate::api::onnxruntime_library_path())
         .args(["--threads", &guc::THREADS.get().max(0).to_string()])
+        .args(["--spinning", if guc::SPINNING.get() { "on" } else { "off" }])
         .args(["--device", device])
         .args(["--cuda-device-id", &guc::CUDA_DEVICE_ID.get().to_string()])
         .args([

@@ -15,9 +15,15 @@ SOURCE is a local model directory or a Hub id (the Hub is only contacted for an 
 For a ModernBERT backbone with CLS pooling (every Ettin reranker) it also writes
 onnx/model_cls.onnx: the same function, with the last layer computed for the CLS position only and
 a `cls_hidden_state` [batch, hidden] output (select it with SET ettin.onnx_file =
-'onnx/model_cls.onnx'). --fp16 adds model_fp16.onnx, --int8 model_int8.onnx (dynamic
-quantization, per-channel, 7-bit weights, opt-in), each also for the CLS-only graph
-(model_cls_int8.onnx ...).
+'onnx/model_cls.onnx'). --fp16 adds model_fp16.onnx; --int8 adds two dynamic-int8 variants
+(per-channel weights, opt-in), each also for the CLS-only graph (model_cls_int8.onnx ...):
+
+* model_int8.onnx: 7-bit weights (reduce_range), correct on every x86 CPU. Without VNNI (AVX2
+  only) it is the one to use: full-range weights saturate the u8×s8 kernels there.
+* model_int8_vnni.onnx: full-range 8-bit weights, for CPUs with AVX512-VNNI, AVX-VNNI or AMX
+  (ettin_info()->'cpu' says), where they are as fast and rank closer to fp32. ettin refuses it
+  on a CPU without them (ERROR 0A000) instead of returning saturated scores; the file says what
+  it is in its metadata (ettin.int8_weights).
 
 Before finishing, the tool scores sample pairs the way ettin does (tokenizer.json, ONNX Runtime,
 the head in numpy) and compares with CrossEncoder.predict(): the fp32 exports (model.onnx and
@@ -251,14 +257,19 @@ def write_fp16(src: Path, dst: Path) -> None:
     onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(dst))
 
 
-def write_int8(src: Path, dst: Path) -> None:
+def write_int8(src: Path, dst: Path, full_range: bool = False) -> None:
+    """Dynamic int8 (per-channel weights). 7-bit weights by default (reduce_range): x86 int8
+    kernels without VNNI multiply u8 activations by s8 weights with 16-bit saturating adds, which
+    full-range weights overflow (AVX2 EPYC, per-query Spearman vs fp32: 0.89 → 0.99 for 17m,
+    0.42 → 0.77 for 150m, random weights). With VNNI/AMX, full range is exact and as fast; the
+    file records which it is (metadata ettin.int8_weights), and ettin checks it against the CPU."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # 7-bit weights (reduce_range): x86 int8 kernels without VNNI multiply u8 activations by s8
-    # weights with 16-bit saturating adds, which full-range weights overflow. Measured on an AVX2
-    # EPYC: per-query Spearman vs fp32 0.89 → 0.99 (17m) and 0.42 → 0.77 (150m, random weights),
-    # at the same or better speed.
-    quantize_dynamic(str(src), str(dst), per_channel=True, reduce_range=True, weight_type=QuantType.QInt8)
+    quantize_dynamic(str(src), str(dst), per_channel=True, reduce_range=not full_range, weight_type=QuantType.QInt8)
+    model = onnx.load(str(dst))
+    onnx.helper.set_model_props(model, {"ettin.int8_weights": "full-range" if full_range else "7-bit"})
+    onnx.save(model, str(dst))
 
 
 def main() -> None:
@@ -278,12 +289,13 @@ def main() -> None:
             write_fp16(onnx_dir / f"{base}.onnx", onnx_dir / f"{base}_fp16.onnx")
         if args.int8:
             write_int8(onnx_dir / f"{base}.onnx", onnx_dir / f"{base}_int8.onnx")
+            write_int8(onnx_dir / f"{base}.onnx", onnx_dir / f"{base}_int8_vnni.onnx", full_range=True)
 
     reference = CrossEncoder(args.source, device="cpu", max_length=args.max_length)
     expected = np.array(reference.predict(SAMPLE_PAIRS, batch_size=32), dtype=np.float64)
     sigma = float(np.std(expected)) or 1.0
     ok = True
-    for onnx_file in [f"{b}{v}.onnx" for b in bases for v in ("", "_fp16", "_int8")]:
+    for onnx_file in [f"{b}{v}.onnx" for b in bases for v in ("", "_fp16", "_int8", "_int8_vnni")]:
         if not (onnx_dir / onnx_file).exists():
             continue
         got = ettin_scores(args.out, onnx_file, SAMPLE_PAIRS, args.max_length, model)

@@ -38,7 +38,7 @@ from sentence_transformers import CrossEncoder
 from sentence_transformers.base.modules import Dense, Transformer
 from sentence_transformers.sentence_transformer.modules import LayerNorm, Pooling
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from export_model import Backbone, ClsBackbone, export_onnx  # the same export the export tool does
+from export_model import Backbone, ClsBackbone, export_onnx, write_int8  # the same export the export tool does
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -198,6 +198,9 @@ def build_modular(
     export_onnx(Backbone(backbone, False), tokenizer, "last_hidden_state", out / "onnx" / "model.onnx", False)
     # The export tool's faster graph (last layer for the CLS position only), selected with ettin.onnx_file.
     export_onnx(ClsBackbone(backbone), tokenizer, "cls_hidden_state", out / "onnx" / "model_cls.onnx", False)
+    # Its full-range int8 variant (metadata ettin.int8_weights = full-range): ettin loads it only
+    # on CPUs with VNNI/AMX.
+    write_int8(out / "onnx" / "model_cls.onnx", out / "onnx" / "model_cls_int8_vnni.onnx", full_range=True)
     shutil.rmtree(work)
     if reference:
         write_reference(out, pairs, rankings)

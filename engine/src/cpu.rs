@@ -62,9 +62,9 @@ impl CpuFeatures {
     /// The int8 graph the export tool writes that suits this CPU.
     pub fn int8_advice(&self) -> &'static str {
         if self.int8_dot_product() {
-            "VNNI: use the full-range int8 variant (onnx/model_int8.onnx from tools/export_model.py --int8)"
+            "VNNI/AMX: onnx/model_cls_int8_vnni.onnx (full-range int8, closest to fp32) or onnx/model_cls_int8.onnx (7-bit), equally fast"
         } else if self.avx2 {
-            "no VNNI: use the 7-bit variant (onnx/model_int8_rr.onnx, --int8); full-range int8 saturates here"
+            "no VNNI: onnx/model_cls_int8.onnx (7-bit weights); full-range int8 saturates here and is refused"
         } else {
             "no AVX2: int8 brings little here; keep fp32"
         }

@@ -11,6 +11,7 @@ use ort::value::{Tensor, TensorRef, ValueType};
 use parking_lot::Mutex;
 
 use crate::batch::{plan_batches, BatchLimits};
+use crate::cpu::CpuFeatures;
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::{read_model_files, Layout, ModelFiles};
 use crate::head::{Activation, Pooling};
@@ -190,6 +191,8 @@ pub struct Model {
     output_name: String,
     output: GraphOutput,
     pub device: Device,
+    /// What the graph's metadata says of its int8 weights ("7-bit", "full-range"), if anything.
+    pub int8_weights: Option<String>,
     /// Why this device: e.g. "auto: ONNX Runtime has no CUDA provider".
     pub device_reason: String,
     pub options: LoadOptions,
@@ -305,6 +308,18 @@ impl Model {
             },
         };
 
+        let int8_weights = session
+            .metadata()
+            .ok()
+            .and_then(|m| m.custom(INT8_WEIGHTS_KEY));
+        if device == Device::Cpu {
+            let onnx_label = files.onnx.strip_prefix(&files.dir).unwrap_or(&files.onnx);
+            check_int8_weights(
+                &onnx_label.display().to_string(),
+                int8_weights.as_deref(),
+                &CpuFeatures::detect(),
+            )?;
+        }
         let input_names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for input in session.inputs() {
             if !matches!(
@@ -374,6 +389,7 @@ impl Model {
             output_name,
             output: output_kind,
             device,
+            int8_weights,
             device_reason,
             options,
             counters: Counters::default(),
@@ -628,6 +644,28 @@ impl Model {
     }
 }
 
+/// ONNX metadata the export tool writes into int8 graphs: "7-bit" or "full-range" weights.
+pub const INT8_WEIGHTS_KEY: &str = "ettin.int8_weights";
+
+/// Full-range int8 weights are exact only where int8 matmuls accumulate in 32 bits (VNNI, AMX);
+/// ONNX Runtime's AVX2 kernels saturate on them and return wrong scores, so refuse the graph
+/// there rather than rank badly.
+pub fn check_int8_weights(
+    onnx_file: &str,
+    int8_weights: Option<&str>,
+    cpu: &CpuFeatures,
+) -> Result<()> {
+    if int8_weights == Some("full-range") && !cpu.int8_dot_product() {
+        return Err(EngineError::unsupported(format!(
+            "{} has full-range int8 weights, which this CPU ({}) cannot multiply exactly: it has no AVX512-VNNI, AVX-VNNI or AMX",
+            quoted(onnx_file),
+            if cpu.model.is_empty() { "unknown model" } else { cpu.model.as_str() },
+        ))
+        .with_hint("use the 7-bit variant (onnx/model_cls_int8.onnx from tools/export_model.py --int8), or the fp32 graph"));
+    }
+    Ok(())
+}
+
 /// The graph's outputs disagree with the layout the model's files describe (say, a `logits`
 /// graph under a Pooling chain): one error that names both.
 fn layout_mismatch(files: &ModelFiles, wanted: &[&str], outputs: &[&str]) -> EngineError {
@@ -693,4 +731,30 @@ fn check_output_shape(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_range_int8_is_refused_only_without_an_int8_dot_product() {
+        let avx2 = CpuFeatures::parse("model name\t: AMD EPYC 7R32\nflags\t\t: avx2 fma\n");
+        let vnni = CpuFeatures::parse(
+            "model name\t: AMD EPYC 9R14\nflags\t\t: avx2 avx512f avx512_vnni\n",
+        );
+        let amx = CpuFeatures::parse("model name\t: Xeon\nflags\t\t: avx2 amx_tile amx_int8\n");
+        let e = check_int8_weights("onnx/model_cls_int8_vnni.onnx", Some("full-range"), &avx2)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported);
+        assert!(
+            e.message.contains("AMD EPYC 7R32") && e.message.contains("model_cls_int8_vnni.onnx"),
+            "{e}"
+        );
+        assert!(e.hint.unwrap().contains("7-bit"));
+        assert!(check_int8_weights("x.onnx", Some("full-range"), &vnni).is_ok());
+        assert!(check_int8_weights("x.onnx", Some("full-range"), &amx).is_ok());
+        assert!(check_int8_weights("x.onnx", Some("7-bit"), &avx2).is_ok());
+        assert!(check_int8_weights("x.onnx", None, &avx2).is_ok());
+    }
 }

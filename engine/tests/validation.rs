@@ -394,3 +394,46 @@ fn a_cls_only_graph_is_refused_for_a_mean_pooling_head() {
     assert_eq!(e.kind, ErrorKind::External);
     assert!(e.message.contains("CLS pooling"), "{}", e.message);
 }
+
+#[test]
+fn a_full_range_int8_graph_loads_only_where_the_cpu_multiplies_it_exactly() {
+    // The fixture's model_cls_int8_vnni.onnx says "ettin.int8_weights: full-range" in its
+    // metadata. With VNNI/AMX it loads and ranks like fp32; without, it is refused (0A000).
+    let cpu = ettin_engine::cpu::CpuFeatures::detect();
+    let dir = fixture_dir("modular");
+    match load_with_file(&dir, "onnx/model_cls_int8_vnni.onnx") {
+        Ok(int8) => {
+            assert!(
+                cpu.int8_dot_product(),
+                "loaded on a CPU without VNNI/AMX: {cpu:?}"
+            );
+            let fp32 = load(&dir);
+            let reference = reference("modular");
+            let pairs = as_refs(&reference.pairs);
+            let a = int8.score(&pairs, &options(512), &mut || {}).unwrap();
+            let b = fp32.score(&pairs, &options(512), &mut || {}).unwrap();
+            let rho = spearman(&a, &b);
+            assert!(rho > 0.9, "int8 vs fp32 Spearman {rho}");
+        }
+        Err(e) => {
+            assert!(!cpu.int8_dot_product(), "refused on a VNNI CPU: {e}");
+            assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+        }
+    }
+}
+
+fn spearman(a: &[f32], b: &[f32]) -> f64 {
+    fn ranks(x: &[f32]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..x.len()).collect();
+        idx.sort_by(|&i, &j| x[i].total_cmp(&x[j]));
+        let mut r = vec![0.0; x.len()];
+        for (rank, i) in idx.into_iter().enumerate() {
+            r[i] = rank as f64;
+        }
+        r
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = a.len() as f64;
+    let d2: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - y) * (x - y)).sum();
+    1.0 - 6.0 * d2 / (n * (n * n - 1.0))
+}

@@ -24,6 +24,15 @@ SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'ettin-test/modular'
 SET ettin.onnx_file = 'onnx/model_cls.onnx';
 SELECT pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'ettin-test/classic')$$, '58P01');
 RESET ettin.onnx_file;
+-- a full-range int8 graph (metadata ettin.int8_weights) runs only on a CPU with VNNI/AMX; on
+-- others it is refused rather than scored wrong by saturating int8 kernels
+SET ettin.onnx_file = 'onnx/model_cls_int8_vnni.onnx';
+SELECT CASE WHEN (ettin_info()->'cpu'->>'avx512_vnni')::boolean OR (ettin_info()->'cpu'->>'avx_vnni')::boolean
+                 OR (ettin_info()->'cpu'->>'amx_int8')::boolean
+  THEN pg_temp.assert(rerank_score('q', ARRAY['d', 'e'], 'ettin-test/modular') IS NOT NULL, 'full-range int8 scores on a VNNI CPU')
+  ELSE pg_temp.assert(pg_temp.expect_error($$SELECT rerank_score('q', 'd', 'ettin-test/modular')$$, '0A000') LIKE '%full-range int8%',
+         'full-range int8 is refused without VNNI') END;
+RESET ettin.onnx_file;
 -- ettin.device: cuda without a CUDA-enabled ONNX Runtime is an ERROR, never a silent CPU run;
 -- auto falls back to the CPU (and says so in the server log)
 SELECT pg_temp.assert((ettin_info()->>'cuda_available')::boolean = false, 'this ONNX Runtime has no CUDA provider');
@@ -61,6 +70,7 @@ GRANT USAGE ON SCHEMA public TO ettin_user;
 SET ROLE ettin_user;
 SELECT pg_temp.expect_error($$SET ettin.model_dir = '/'$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.threads = 1$$, '42501', false);
+SELECT pg_temp.expect_error($$SET ettin.spinning = on$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.max_tokens_per_call = 100000000$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.device = 'cpu'$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.cuda_tf32 = off$$, '42501', false);

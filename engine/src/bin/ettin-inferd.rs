@@ -1,7 +1,7 @@
 //! ettin-inferd: the shared inference worker (`ettin.inference = shared`). Started and restarted
 //! by ettin's supervisor background worker, never by hand in production:
 //!
-//!   ettin-inferd --socket PATH --onnxruntime LIB [--threads N] [--device cpu|cuda|auto]
+//!   ettin-inferd --socket PATH --onnxruntime LIB [--threads N] [--spinning on|off] [--device cpu|cuda|auto]
 //!                [--cuda-device-id N] [--cuda-tf32 on|off] [--cuda-memory-limit BYTES]
 //!
 //! ONNX Runtime runs here, outside Postgres: if it crashes, only this process dies; the
@@ -40,6 +40,7 @@ fn run() -> Result<(), String> {
             "--threads" => {
                 load.intra_threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?
             }
+            "--spinning" => load.spinning = value()? == "on",
             "--device" => {
                 load.device = match value()?.as_str() {
                     "cpu" => DeviceChoice::Cpu,
