@@ -16,3 +16,11 @@ log "test clients: $VENV"
 
 # An ONNX Runtime older than 1.31, to test that ettin refuses it cleanly (no abort).
 onnxruntime_from_wheel 1.20.1 manylinux_2_27_x86_64 "${ETTIN_OLD_ORT_DIR:-/var/cache/ettin/onnxruntime-1.20.1}"
+
+# pgpool-II for the scale-out test (tests/scaleout.sh): Debian's package, its service not used.
+if ! command -v pgpool >/dev/null; then
+  log "pgpool-II: installing Debian's pgpool2"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends pgpool2
+fi
+log "pgpool-II: $(pgpool --version 2>&1 | head -1)"

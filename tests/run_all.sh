@@ -31,5 +31,12 @@ if [ "$status" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
   failed=$((failed + 1)); echo "FAIL SQL tests stopped early"
 fi
 
+# Scale-out: primary, two standbys and pgpool-II under load, a standby stopped mid-way.
+if bash "$here/scaleout.sh" >"$log" 2>&1; then
+  echo "ok   scaleout"; passed=$((passed + 1)); grep "scaleout\[" "$log" | sed 's/^/     /'
+else
+  echo "FAIL scaleout"; failed=$((failed + 1)); tail -40 "$log" | sed 's/^/     /'
+fi
+
 echo "ettin: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
