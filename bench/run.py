@@ -474,7 +474,7 @@ def write_report(results: dict, threads: int, cpu: dict | None = None) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.8))
     archs = list(results)
     series = [
-        ("sentence-transformers", lambda r: r["st"]),
+        ("ST fp32 b32", lambda r: r["st"]),
         ("ST bf16 b8", lambda r: r.get("st_bf16", 0)),
         ("ORT-Python b32", lambda r: r["ort"]),
         ("ORT-Python 1K", lambda r: r["ort_budget"]),
@@ -490,7 +490,7 @@ def write_report(results: dict, threads: int, cpu: dict | None = None) -> None:
         ax.bar(x + (i - (len(series) - 1) / 2) * width, [get(results[a]) / results[a]["st"] for a in archs], width, label=label)
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xticks(x, [f"ettin-{a}" for a in archs])
-    ax.set_ylabel("throughput vs sentence-transformers")
+    ax.set_ylabel("throughput vs ST fp32 b32")
     ax.set_title(f"CPU reranking throughput ({cpu['model']}, {os.cpu_count()} cores, {threads} threads; {'VNNI' if any(f in cpu['flags'] for f in ('avx512_vnni', 'avx_vnni', 'amx_int8')) else 'no VNNI'})", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
