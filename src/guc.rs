@@ -40,8 +40,8 @@ pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 /// Let ONNX Runtime's idle intra-op threads spin between ops instead of sleeping. Off by default:
 /// a database server shares its cores, and spinning threads burn them while other backends wait.
-/// On: ~10% more pairs/s for one caller with int8 graphs (many small ops), nothing for fp32 CLS
-/// graphs (docs/bench.md). Takes effect when a backend loads a model.
+/// On: ~10–20% more pairs/s for one caller (README, Speed). Takes effect when a backend loads a
+/// model.
 pub static SPINNING: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// ONNX Runtime shared library; empty means `$libdir/libonnxruntime.so.1.31.1`, where
