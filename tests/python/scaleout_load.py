@@ -207,7 +207,7 @@ def main() -> None:
 if __name__ == "__main__":
     import faulthandler
 
-    faulthandler.dump_traceback_later(45, exit=True)  # a hang shows every thread's stack
+    faulthandler.dump_traceback_later(90, exit=True)  # a hang shows every thread's stack
     try:
         main()
     except AssertionError as e:
