@@ -15,6 +15,11 @@ Two tiny random-weight rerankers with real architectures, laid out exactly as Hu
   config_sentence_transformers.json and the max length in tokenizer_config.json. Its reference
   "default" scores come from ``CrossEncoder(dir)`` as saved (max length 128), "64" as above.
   (``modular`` is itself what ``model.save()`` of sentence-transformers 6 writes.)
+* ``static``: a random-weight StaticEmbedding SentenceTransformer (the layout of
+  sentence-transformers/static-retrieval-mrl-en-v1, 32 dimensions instead of 1024 to stay small)
+  with "query"/"document" prompts, as ``model.save()`` of sentence-transformers 6 writes it
+  (module at the root); reference vectors from ``SentenceTransformer.encode`` for plain texts,
+  each prompt name and ``truncate_dim=8``, including an empty text, a 3000-word text, CJK and emoji.
 
 The oracle is ``CrossEncoder.predict()`` from sentence-transformers 6: scores for a few hundred
 (query, document) pairs are written to ``reference.json`` next to each model, at max_length 512
@@ -240,6 +245,35 @@ def build_classic_st6(out: Path, classic: Path, pairs, rankings, saved_max_lengt
     write_reference(out, pairs, rankings, max_lengths=(None, 64))
 
 
+def build_static(out: Path, sentences, seed: int, dim: int = 32) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
+    torch.manual_seed(seed)
+    work = out.parent / (out.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    tokenizer = train_wordpiece_tokenizer(sentences, work)
+    static = StaticEmbedding(tokenizer._tokenizer, embedding_dim=dim)
+    model = SentenceTransformer(modules=[static], prompts={"query": "query: ", "document": "passage: "}, device="cpu")
+    shutil.rmtree(out, ignore_errors=True)
+    model.save(str(out))
+    (out / "README.md").unlink(missing_ok=True)
+    shutil.rmtree(work)
+    texts = sentences[:40] + [
+        "", "   ", "[SEP] literal special tokens [PAD]", " ".join(sentences[100:400])[:20000],
+        "日本語のテキストと中文文本", "emoji 🚀🔥 and accents: café naïve", "UPPER case Text",
+    ]
+    encode = lambda **kw: [[float(x) for x in v] for v in model.encode(texts, batch_size=16, **kw)]  # noqa: E731
+    ref = {
+        "oracle": "sentence_transformers.SentenceTransformer.encode (6.x), float32",
+        "texts": texts,
+        "vectors": {"plain": encode(), "query": encode(prompt_name="query"), "document": encode(prompt_name="document"),
+                    "truncate_dim_8": encode(truncate_dim=8)},
+    }
+    (out / "reference.json").write_text(json.dumps(ref, ensure_ascii=False, indent=0))
+    print(f"{out.name}: {len(texts)} texts × {dim} dimensions")
+
+
 def make_rankings(pairs, rng: random.Random, queries: int = 4, documents: int = 40):
     """A few queries, each against many documents: what ettin_rerank and rerank_score(q, docs[]) get."""
     docs = [d for _, d in pairs]
@@ -281,6 +315,7 @@ def main() -> None:
     build_modular(args.out / "modular", sentences, pairs, rankings, args.seed, args.hidden, args.layers, args.init_std)
     build_classic(args.out / "classic", sentences, pairs, rankings, args.seed, args.hidden, args.layers - 1, args.init_std)
     build_classic_st6(args.out / "classic-st6", args.out / "classic", pairs, rankings)
+    build_static(args.out / "static", sentences, args.seed)
 
 
 if __name__ == "__main__":

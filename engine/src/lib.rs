@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod cpu;
+pub mod embed;
 pub mod error;
 pub mod files;
 pub mod head;

@@ -204,13 +204,13 @@ fn read_pooling(cfg: &Value, module_dir: &Path) -> Result<Pooling> {
 }
 
 /// Load float32 tensors from a module's model.safetensors.
-struct ModuleWeights {
+pub(crate) struct ModuleWeights {
     path: PathBuf,
     bytes: Vec<u8>,
 }
 
 impl ModuleWeights {
-    fn open(module_dir: &Path) -> Result<Self> {
+    pub(crate) fn open(module_dir: &Path) -> Result<Self> {
         let path = module_dir.join("model.safetensors");
         if !path.is_file() {
             let hint = if module_dir.join("pytorch_model.bin").is_file() {
@@ -232,6 +232,35 @@ impl ModuleWeights {
     }
 
     fn tensor(&self, name: &str, expected_shape: &[usize]) -> Result<Option<Vec<f32>>> {
+        Ok(self.load(name, Some(expected_shape))?.map(|(data, _)| data))
+    }
+
+    /// A 2-D float32 tensor of any size (an embedding table): its data, rows and columns.
+    pub(crate) fn matrix(&self, name: &str) -> Result<(Vec<f32>, usize, usize)> {
+        let missing = || {
+            EngineError::external(format!(
+                "{} has no tensor {}",
+                quoted(self.path.display()),
+                quoted(name)
+            ))
+        };
+        let (data, shape) = self.load(name, None)?.ok_or_else(missing)?;
+        match shape[..] {
+            [rows, cols] => Ok((data, rows, cols)),
+            _ => Err(EngineError::external(format!(
+                "tensor {} in {} has shape {shape:?}, expected a matrix",
+                quoted(name),
+                quoted(self.path.display())
+            ))),
+        }
+    }
+
+    /// The float32 tensor `name` (None if absent), checked against `expected_shape` when given.
+    fn load(
+        &self,
+        name: &str,
+        expected_shape: Option<&[usize]>,
+    ) -> Result<Option<(Vec<f32>, Vec<usize>)>> {
         let tensors = SafeTensors::deserialize(&self.bytes).map_err(|e| {
             EngineError::external(format!(
                 "{} is not a valid safetensors file",
@@ -243,12 +272,12 @@ impl ModuleWeights {
             Ok(v) => v,
             Err(_) => return Ok(None),
         };
-        if view.shape() != expected_shape {
+        if expected_shape.is_some_and(|expected| view.shape() != expected) {
             return Err(EngineError::external(format!(
                 "tensor {name_q} in {} has shape {:?}, expected {:?}",
                 quoted(self.path.display()),
                 view.shape(),
-                expected_shape,
+                expected_shape.unwrap_or_default(),
                 name_q = quoted(&name)
             ))
             .with_hint(
@@ -257,18 +286,19 @@ impl ModuleWeights {
         }
         if view.dtype() != Dtype::F32 {
             return Err(EngineError::unsupported(format!(
-                "tensor {name_q} in {} is {:?}; ettin reads float32 head weights",
+                "tensor {name_q} in {} is {:?}; ettin reads float32 weights",
                 quoted(self.path.display()),
                 view.dtype(),
                 name_q = quoted(&name)
             )));
         }
-        Ok(Some(
+        Ok(Some((
             view.data()
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect(),
-        ))
+            view.shape().to_vec(),
+        )))
     }
 
     fn required(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<f32>> {

@@ -31,6 +31,23 @@ pub struct PairTokenizer {
     by_max_length: Mutex<HashMap<usize, Arc<Tokenizer>>>,
 }
 
+/// A model's tokenizer.json as the file says (rerankers and embedders each apply their own rules
+/// for truncation and special tokens on top).
+pub fn read_tokenizer(path: &Path) -> Result<Tokenizer> {
+    if !path.is_file() {
+        return Err(EngineError::missing(format!(
+            "tokenizer file {} does not exist",
+            quoted(path.display())
+        ))
+        .with_hint("a model directory needs tokenizer.json; run the export tool on the model"));
+    }
+    Tokenizer::from_file(path).map_err(|e| {
+        EngineError::external(format!("could not read tokenizer {}", quoted(path.display())))
+            .with_detail(e)
+            .with_hint("tokenizer.json must be a Hugging Face fast-tokenizer file; copy it again from the model repository")
+    })
+}
+
 /// Names that tokenizers commonly give their padding token, most specific first.
 const PAD_TOKENS: [&str; 4] = ["[PAD]", "<pad>", "<|pad|>", "<|endoftext|>"];
 
@@ -43,20 +60,7 @@ impl PairTokenizer {
         config_pad_id: Option<i64>,
         lowercase: bool,
     ) -> Result<Self> {
-        if !path.is_file() {
-            return Err(EngineError::missing(format!(
-                "tokenizer file {} does not exist",
-                quoted(path.display())
-            ))
-            .with_hint(
-                "a model directory needs tokenizer.json; run the export tool on the model",
-            ));
-        }
-        let mut base = Tokenizer::from_file(path).map_err(|e| {
-            EngineError::external(format!("could not read tokenizer {}", quoted(path.display())))
-                .with_detail(e)
-                .with_hint("tokenizer.json must be a Hugging Face fast-tokenizer file; copy it again from the model repository")
-        })?;
+        let mut base = read_tokenizer(path)?;
         let pad_id = pad_token
             .and_then(|t| base.token_to_id(t))
             .or_else(|| base.get_padding().map(|p| p.pad_id))

@@ -1,0 +1,198 @@
+//! Text embeddings from sentence-transformers `SentenceTransformer` directories: a sibling of the
+//! reranker (model.rs) sharing its file, tokenizer and weight readers. This first part is the
+//! StaticEmbedding layout (sentence-transformers/static-retrieval-mrl-en-v1): a token-embedding
+//! table averaged per text, pure Rust, no ONNX Runtime.
+//!
+//! What `SentenceTransformer.encode` does with it (sentence-transformers 6, checked against the
+//! fixture's reference vectors): the prompt string is prepended to the text before tokenizing;
+//! the text is tokenized without special tokens and without padding, truncated only if
+//! tokenizer.json itself says so; the vector is the mean of the token rows (an empty text gives
+//! zeros); nothing is normalized; `truncate_dim` keeps the first dimensions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tokenizers::Tokenizer;
+
+use crate::error::{EngineError, Result};
+use crate::files::{read_json, read_json_if_exists};
+use crate::modules::ModuleWeights;
+use crate::quote::quoted;
+use crate::tokenize::read_tokenizer;
+
+/// A model's prompts (config_sentence_transformers.json): name → text prepended to the input.
+#[derive(Debug, Clone, Default)]
+pub struct Prompts {
+    pub prompts: BTreeMap<String, String>,
+    pub default_prompt_name: Option<String>,
+}
+
+impl Prompts {
+    pub fn read(dir: &Path) -> Result<Self> {
+        let cfg = read_json_if_exists(&dir.join("config_sentence_transformers.json"))?
+            .unwrap_or(Value::Null);
+        let mut prompts: BTreeMap<String, String> = cfg
+            .get("prompts")
+            .and_then(Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // sentence-transformers 6 gives every model empty "query" and "document" prompts.
+        for name in ["query", "document"] {
+            prompts.entry(name.to_owned()).or_default();
+        }
+        Ok(Prompts {
+            prompts,
+            default_prompt_name: cfg
+                .get("default_prompt_name")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+
+    /// The prompt text for `name` (None: the model's default prompt, if it has one).
+    pub fn text(&self, name: Option<&str>) -> Result<&str> {
+        let Some(name) = name.or(self.default_prompt_name.as_deref()) else {
+            return Ok("");
+        };
+        self.prompts.get(name).map(String::as_str).ok_or_else(|| {
+            EngineError::invalid(format!("the model has no prompt named {}", quoted(name)))
+                .with_hint(format!(
+                    "prompt names of this model: {}",
+                    self.prompts
+                        .keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+        })
+    }
+}
+
+/// Where a StaticEmbedding module is: the Hub layout (`0_StaticEmbedding/`) or the model root
+/// (what `model.save()` of sentence-transformers 6 writes). None if modules.json has no lone
+/// StaticEmbedding module.
+pub fn static_module_dir(dir: &Path) -> Result<Option<PathBuf>> {
+    let path = dir.join("modules.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let modules = read_json(&path)?;
+    let Some([module]) = modules.as_array().map(Vec::as_slice) else {
+        return Ok(None);
+    };
+    let type_path = module.get("type").and_then(Value::as_str).unwrap_or("");
+    if !(type_path.starts_with("sentence_transformers.") && type_path.ends_with(".StaticEmbedding"))
+    {
+        return Ok(None);
+    }
+    let rel = module.get("path").and_then(Value::as_str).unwrap_or("");
+    if Path::new(rel)
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(EngineError::external(format!(
+            "model {}: modules.json names the module path {}, outside the model directory",
+            quoted(dir.display()),
+            quoted(rel)
+        )));
+    }
+    Ok(Some(dir.join(rel)))
+}
+
+/// A loaded StaticEmbedding model.
+pub struct StaticEmbedder {
+    pub dir: PathBuf,
+    pub dim: usize,
+    pub prompts: Prompts,
+    tokenizer: Tokenizer,
+    /// vocab × dim, row-major.
+    table: Vec<f32>,
+    vocab: usize,
+}
+
+impl StaticEmbedder {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let module = static_module_dir(dir)?.ok_or_else(|| {
+            EngineError::unsupported(format!(
+                "model {} is not a StaticEmbedding model (modules.json has no lone StaticEmbedding module)",
+                quoted(dir.display())
+            ))
+        })?;
+        let mut tokenizer = read_tokenizer(&module.join("tokenizer.json"))?;
+        // As StaticEmbedding does: no padding; the file's own truncation, if any, stays.
+        tokenizer.with_padding(None);
+        let (table, vocab, dim) = ModuleWeights::open(&module)?.matrix("embedding.weight")?;
+        if vocab < tokenizer.get_vocab_size(true) {
+            return Err(EngineError::external(format!(
+                "model {}: the embedding table has {vocab} rows but the tokenizer {} tokens",
+                quoted(dir.display()),
+                tokenizer.get_vocab_size(true)
+            )));
+        }
+        Ok(StaticEmbedder {
+            dir: dir.to_path_buf(),
+            dim,
+            prompts: Prompts::read(dir)?,
+            tokenizer,
+            table,
+            vocab,
+        })
+    }
+
+    /// One vector per text (`prompt_name` as in `encode(prompt_name=...)`; `truncate_dim` 0
+    /// keeps every dimension). `between_chunks` runs every few hundred texts (cancel checks).
+    pub fn embed(
+        &self,
+        texts: &[&str],
+        prompt_name: Option<&str>,
+        truncate_dim: usize,
+        between_chunks: &mut dyn FnMut(),
+    ) -> Result<Vec<Vec<f32>>> {
+        let prompt = self.prompts.text(prompt_name)?;
+        let dim = match truncate_dim {
+            0 => self.dim,
+            n => n.min(self.dim),
+        };
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(256) {
+            between_chunks();
+            for text in chunk {
+                let input = if prompt.is_empty() {
+                    (*text).to_owned()
+                } else {
+                    format!("{prompt}{text}")
+                };
+                let encoding = self.tokenizer.encode(input, false).map_err(|e| {
+                    EngineError::external("the tokenizer failed on a text").with_detail(e)
+                })?;
+                out.push(self.mean_of_rows(encoding.get_ids(), dim)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The mean of the table rows of `ids`, first `dim` columns (zeros for no ids); summed in
+    /// f64 so long texts lose nothing to rounding.
+    fn mean_of_rows(&self, ids: &[u32], dim: usize) -> Result<Vec<f32>> {
+        let mut sum = vec![0f64; dim];
+        for &id in ids {
+            let id = id as usize;
+            if id >= self.vocab {
+                return Err(EngineError::external(format!(
+                    "model {}: token id {id} is past the embedding table's {} rows",
+                    quoted(self.dir.display()),
+                    self.vocab
+                )));
+            }
+            let row = &self.table[id * self.dim..id * self.dim + dim];
+            sum.iter_mut().zip(row).for_each(|(s, v)| *s += *v as f64);
+        }
+        let n = ids.len().max(1) as f64;
+        Ok(sum.into_iter().map(|s| (s / n) as f32).collect())
+    }
+}
