@@ -271,17 +271,8 @@ fn worker_status() -> serde_json::Value {
 #[pg_extern(stable, parallel_safe)]
 fn ettin_info() -> JsonB {
     let cpu = CpuFeatures::detect();
-    let cpu_json = serde_json::json!({
-        "model": cpu.model,
-        "avx2": cpu.avx2,
-        "avx512f": cpu.avx512f,
-        "avx512_vnni": cpu.avx512_vnni,
-        "avx_vnni": cpu.avx_vnni,
-        "avx512_bf16": cpu.avx512_bf16,
-        "amx_int8": cpu.amx_int8,
-        "amx_bf16": cpu.amx_bf16,
-        "int8_advice": cpu.int8_advice(),
-    });
+    let mut cpu_json = serde_json::to_value(&cpu).unwrap_or_default();
+    cpu_json["int8_advice"] = cpu.int8_advice().into();
     if shared_inference() {
         return JsonB(serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),

@@ -17,7 +17,7 @@ use tokenizers::Tokenizer;
 
 use crate::error::{EngineError, Result};
 use crate::files::{read_json, read_json_if_exists};
-use crate::modules::ModuleWeights;
+use crate::modules::{resolve_module_dir, ModuleWeights};
 use crate::quote::quoted;
 use crate::tokenize::read_tokenizer;
 
@@ -91,17 +91,7 @@ pub fn static_module_dir(dir: &Path) -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let rel = module.get("path").and_then(Value::as_str).unwrap_or("");
-    if Path::new(rel)
-        .components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(EngineError::external(format!(
-            "model {}: modules.json names the module path {}, outside the model directory",
-            quoted(dir.display()),
-            quoted(rel)
-        )));
-    }
-    Ok(Some(dir.join(rel)))
+    resolve_module_dir(dir, rel).map(Some)
 }
 
 /// A loaded StaticEmbedding model.

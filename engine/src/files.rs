@@ -309,6 +309,13 @@ fn length_limit(
     }
 }
 
+impl ModelFiles {
+    /// The ONNX file relative to the model directory, as ettin.onnx_file names it.
+    pub fn onnx_relative(&self) -> &Path {
+        self.onnx.strip_prefix(&self.dir).unwrap_or(&self.onnx)
+    }
+}
+
 fn special_token(tokenizer_config: &Value, key: &str) -> Option<String> {
     match tokenizer_config.get(key)? {
         Value::String(s) => Some(s.clone()),

@@ -313,9 +313,8 @@ impl Model {
             .ok()
             .and_then(|m| m.custom(INT8_WEIGHTS_KEY));
         if device == Device::Cpu {
-            let onnx_label = files.onnx.strip_prefix(&files.dir).unwrap_or(&files.onnx);
             check_int8_weights(
-                &onnx_label.display().to_string(),
+                &files.onnx_relative().display().to_string(),
                 int8_weights.as_deref(),
                 &CpuFeatures::detect(),
             )?;
@@ -432,13 +431,7 @@ impl Model {
         ModelStatus {
             name: name.to_owned(),
             path: self.files.dir.display().to_string(),
-            onnx_file: self
-                .files
-                .onnx
-                .strip_prefix(&self.files.dir)
-                .unwrap_or(&self.files.onnx)
-                .display()
-                .to_string(),
+            onnx_file: self.files.onnx_relative().display().to_string(),
             layout: self.files.layout.as_str().to_owned(),
             device: self.device(),
             load_ms: self.load_ms,
@@ -679,7 +672,7 @@ fn layout_mismatch(files: &ModelFiles, wanted: &[&str], outputs: &[&str]) -> Eng
         files.layout_reason,
         files.layout.as_str(),
         wanted.join(" or "),
-        quoted(files.onnx.strip_prefix(&files.dir).unwrap_or(&files.onnx).display()),
+        quoted(files.onnx_relative().display()),
     ))
     .with_hint(hint)
 }

@@ -151,7 +151,7 @@ pub fn read_modules(dir: &Path, modules_path: &Path, config: &Value) -> Result<M
     Ok(Modules::Chain { transformer, head })
 }
 
-fn resolve_module_dir(dir: &Path, rel: &str) -> Result<PathBuf> {
+pub(crate) fn resolve_module_dir(dir: &Path, rel: &str) -> Result<PathBuf> {
     let path = Path::new(rel);
     if !path.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(EngineError::external(format!(
