@@ -20,12 +20,23 @@ Two tiny random-weight rerankers with real architectures, laid out exactly as Hu
   with "query"/"document" prompts, as ``model.save()`` of sentence-transformers 6 writes it
   (module at the root); reference vectors from ``SentenceTransformer.encode`` for plain texts,
   each prompt name and ``truncate_dim=8``, including an empty text, a 3000-word text, CJK and emoji.
+* ``embed-bert``: a random-weight transformer embedder in the Hub layout of
+  sentence-transformers/all-MiniLM-L6-v2 (sentence-transformers ≤ 5 type paths, legacy pooling
+  flags, max_seq_length 128 in sentence_bert_config.json): BertModel (token_type_ids) → mean
+  Pooling → Normalize, a tokenizer.json with truncation 64 and fixed padding baked in (which
+  sentence-transformers ignores), a "query: " prompt; ONNX backbone (last_hidden_state).
+* ``embed-modernbert``: what ``model.save()`` of sentence-transformers 6 writes for
+  ModernBertModel → Pooling(cls+mean, include_prompt false) → Dense(2H→16, tanh) → Normalize,
+  max length 96 in tokenizer_config.json, prompts with ``default_prompt_name`` "document".
+  Both embedders' reference vectors: ``encode()`` plain, per prompt name and ``truncate_dim=8``,
+  on the static fixture's texts (so the 3000-word text is truncated).
 
 The oracle is ``CrossEncoder.predict()`` from sentence-transformers 6: scores for a few hundred
 (query, document) pairs are written to ``reference.json`` next to each model, at max_length 512
 and 64. The models are small enough to commit, so tests need no torch.
 
 Usage: tools/make_fixtures.py [--out tests/fixtures/models] [--seed 0] [--hidden 64] [--layers 3]
+       [--only static,embed-bert,...]
 """
 
 from __future__ import annotations
@@ -259,10 +270,7 @@ def build_static(out: Path, sentences, seed: int, dim: int = 32) -> None:
     model.save(str(out))
     (out / "README.md").unlink(missing_ok=True)
     shutil.rmtree(work)
-    texts = sentences[:40] + [
-        "", "   ", "[SEP] literal special tokens [PAD]", " ".join(sentences[100:400])[:20000],
-        "日本語のテキストと中文文本", "emoji 🚀🔥 and accents: café naïve", "UPPER case Text",
-    ]
+    texts = embedding_texts(sentences)
     encode = lambda **kw: [[float(x) for x in v] for v in model.encode(texts, batch_size=16, **kw)]  # noqa: E731
     ref = {
         "oracle": "sentence_transformers.SentenceTransformer.encode (6.x), float32",
@@ -272,6 +280,102 @@ def build_static(out: Path, sentences, seed: int, dim: int = 32) -> None:
     }
     (out / "reference.json").write_text(json.dumps(ref, ensure_ascii=False, indent=0))
     print(f"{out.name}: {len(texts)} texts × {dim} dimensions")
+
+
+def embedding_texts(sentences) -> list[str]:
+    return sentences[:40] + [
+        "", "   ", "[SEP] literal special tokens [PAD]", " ".join(sentences[100:400])[:20000],
+        "日本語のテキストと中文文本", "emoji 🚀🔥 and accents: café naïve", "UPPER case Text",
+    ]
+
+
+def write_embedding_reference(out: Path, texts) -> None:
+    """encode() of the directory as saved, loaded back the way a user loads it."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(out), device="cpu")
+    encode = lambda **kw: [[float(x) for x in v] for v in model.encode(texts, batch_size=16, **kw)]  # noqa: E731
+    ref = {
+        "oracle": "sentence_transformers.SentenceTransformer.encode (6.x), float32",
+        "max_seq_length": model.max_seq_length,
+        "texts": texts,
+        "vectors": {"plain": encode(), "query": encode(prompt_name="query"), "document": encode(prompt_name="document"),
+                    "truncate_dim_8": encode(truncate_dim=8)},
+    }
+    (out / "reference.json").write_text(json.dumps(ref, ensure_ascii=False, indent=0))
+    print(f"{out.name}: {len(texts)} texts × {len(ref['vectors']['plain'][0])} dimensions, max_seq_length {model.max_seq_length}")
+
+
+def build_embed_bert(out: Path, sentences, seed: int, hidden: int = 32, layers: int = 2) -> None:
+    """all-MiniLM-L6-v2's Hub layout (sentence-transformers ≤ 5 files), random BERT weights."""
+    from transformers import BertModel
+
+    torch.manual_seed(seed)
+    shutil.rmtree(out, ignore_errors=True)
+    tokenizer = train_wordpiece_tokenizer(sentences, out)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
+        intermediate_size=hidden * 2, max_position_embeddings=512, initializer_range=0.2,
+        pad_token_id=tokenizer.pad_token_id, attn_implementation="eager",
+    )
+    bert = BertModel(config, add_pooling_layer=False).eval()
+    bert.save_pretrained(out)
+    export_onnx(Backbone(bert, True), tokenizer, "last_hidden_state", out / "onnx" / "model.onnx", True)
+    # MiniLM's tokenizer.json carries truncation 128 and fixed padding; ours 64, to prove they are ignored.
+    tok = json.loads((out / "tokenizer.json").read_text())
+    tok["truncation"] = {"direction": "Right", "max_length": 64, "strategy": "LongestFirst", "stride": 0}
+    tok["padding"] = {"strategy": {"Fixed": 64}, "direction": "Right", "pad_to_multiple_of": None,
+                      "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]"}
+    (out / "tokenizer.json").write_text(json.dumps(tok))
+    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128, "do_lower_case": False}))
+    (out / "1_Pooling").mkdir()
+    (out / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": hidden, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
+        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}))
+    (out / "2_Normalize").mkdir()  # the Hub's all-MiniLM-L6-v2 has this folder empty (or not at all)
+    (out / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]))
+    (out / "config_sentence_transformers.json").write_text(json.dumps({
+        "__version__": {"sentence_transformers": "2.0.0"}, "prompts": {"query": "query: "}, "default_prompt_name": None}))
+    write_embedding_reference(out, embedding_texts(sentences))
+
+
+def build_embed_modernbert(out: Path, sentences, seed: int, hidden: int = 32, layers: int = 2) -> None:
+    """model.save() of sentence-transformers 6: a ModernBERT embedder with every option ettin reads."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize
+
+    torch.manual_seed(seed + 1)
+    work = out.parent / (out.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    tokenizer = train_bpe_tokenizer(sentences, work / "tok")
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
+        intermediate_size=hidden * 3 // 2, max_position_embeddings=1024, global_attn_every_n_layers=3,
+        local_attention=128, pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id, bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id, initializer_range=0.2, attn_implementation="eager",
+    )
+    backbone = ModernBertModel(config).eval()
+    backbone.save_pretrained(work / "tok")
+    transformer = Transformer(str(work / "tok"), transformer_task="feature-extraction", max_seq_length=96)
+    pooling = Pooling(hidden, pooling_mode=("cls", "mean"), include_prompt=False)
+    dense = Dense(2 * hidden, 16, bias=True, activation_function=torch.nn.Tanh())
+    model = SentenceTransformer(
+        modules=[transformer, pooling, dense, Normalize()],
+        prompts={"query": "search_query: ", "document": "search_document: "},
+        default_prompt_name="document",
+        device="cpu",
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    model.save(str(out))
+    (out / "README.md").unlink(missing_ok=True)
+    export_onnx(Backbone(backbone, False), tokenizer, "last_hidden_state", out / "onnx" / "model.onnx", False)
+    shutil.rmtree(work)
+    write_embedding_reference(out, embedding_texts(sentences))
 
 
 def make_rankings(pairs, rng: random.Random, queries: int = 4, documents: int = 40):
@@ -307,15 +411,25 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--pairs", type=int, default=300)
     ap.add_argument("--init-std", type=float, default=0.2)
+    ap.add_argument("--only", default="", help="comma-separated fixture names to rebuild (default: all)")
     args = ap.parse_args()
+    wanted = lambda name: not args.only or name in args.only.split(",")  # noqa: E731
     sentences = corpus_sentences()
     rng = random.Random(args.seed)
     pairs = make_pairs(sentences, rng, args.pairs)
     rankings = make_rankings(pairs, rng)
-    build_modular(args.out / "modular", sentences, pairs, rankings, args.seed, args.hidden, args.layers, args.init_std)
-    build_classic(args.out / "classic", sentences, pairs, rankings, args.seed, args.hidden, args.layers - 1, args.init_std)
-    build_classic_st6(args.out / "classic-st6", args.out / "classic", pairs, rankings)
-    build_static(args.out / "static", sentences, args.seed)
+    if wanted("modular"):
+        build_modular(args.out / "modular", sentences, pairs, rankings, args.seed, args.hidden, args.layers, args.init_std)
+    if wanted("classic"):
+        build_classic(args.out / "classic", sentences, pairs, rankings, args.seed, args.hidden, args.layers - 1, args.init_std)
+    if wanted("classic-st6"):
+        build_classic_st6(args.out / "classic-st6", args.out / "classic", pairs, rankings)
+    if wanted("static"):
+        build_static(args.out / "static", sentences, args.seed)
+    if wanted("embed-bert"):
+        build_embed_bert(args.out / "embed-bert", sentences, args.seed)
+    if wanted("embed-modernbert"):
+        build_embed_modernbert(args.out / "embed-modernbert", sentences, args.seed)
 
 
 if __name__ == "__main__":

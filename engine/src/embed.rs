@@ -1,7 +1,7 @@
-//! Text embeddings from sentence-transformers `SentenceTransformer` directories: a sibling of the
-//! reranker (model.rs) sharing its file, tokenizer and weight readers. This first part is the
-//! StaticEmbedding layout (sentence-transformers/static-retrieval-mrl-en-v1): a token-embedding
-//! table averaged per text, pure Rust, no ONNX Runtime.
+//! Prompts of embedders, and the StaticEmbedding layout (sentence-transformers/
+//! static-retrieval-mrl-en-v1): a token-embedding table averaged per text, pure Rust, no ONNX
+//! Runtime. Transformer embedders run through model.rs like rerankers (same session, batching
+//! and tokenizer); this file shares their tokenizer, weight readers, options and counters.
 //!
 //! What `SentenceTransformer.encode` does with it (sentence-transformers 6, checked against the
 //! fixture's reference vectors): the prompt string is prepended to the text before tokenizing;
@@ -11,12 +11,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
-use crate::error::{EngineError, Result};
+use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::{read_json, read_json_if_exists};
+use crate::model::{Counters, EmbedOptions, ModelStatus};
 use crate::modules::{resolve_module_dir, ModuleWeights};
 use crate::quote::quoted;
 use crate::tokenize::read_tokenizer;
@@ -103,10 +106,13 @@ pub struct StaticEmbedder {
     /// vocab × dim, row-major.
     table: Vec<f32>,
     vocab: usize,
+    pub load_ms: f32,
+    pub counters: Counters,
 }
 
 impl StaticEmbedder {
     pub fn load(dir: &Path) -> Result<Self> {
+        let started = Instant::now();
         let module = static_module_dir(dir)?.ok_or_else(|| {
             EngineError::unsupported(format!(
                 "model {} is not a StaticEmbedding model (modules.json has no lone StaticEmbedding module)",
@@ -131,24 +137,43 @@ impl StaticEmbedder {
             tokenizer,
             table,
             vocab,
+            load_ms: started.elapsed().as_secs_f32() * 1000.0,
+            counters: Counters::default(),
         })
     }
 
-    /// One vector per text (`prompt_name` as in `encode(prompt_name=...)`; `truncate_dim` 0
-    /// keeps every dimension). `between_chunks` runs every few hundred texts (cancel checks).
+    /// What ettin_models() shows for this model, loaded under `name`.
+    pub fn status(&self, name: &str) -> ModelStatus {
+        ModelStatus {
+            name: name.to_owned(),
+            path: self.dir.display().to_string(),
+            onnx_file: String::new(),
+            layout: "static".to_owned(),
+            device: "cpu".to_owned(),
+            load_ms: self.load_ms,
+            counters: self.counters.snapshot(),
+            length_limit: None,
+            queued_pairs: 0,
+        }
+    }
+
+    /// One vector per text, as `encode(prompt_name=..., truncate_dim=...)` gives it.
+    /// `between_chunks` runs every few hundred texts (cancel checks); the per-call token guard
+    /// applies as for ONNX models.
     pub fn embed(
         &self,
         texts: &[&str],
-        prompt_name: Option<&str>,
-        truncate_dim: usize,
+        options: &EmbedOptions,
         between_chunks: &mut dyn FnMut(),
     ) -> Result<Vec<Vec<f32>>> {
-        let prompt = self.prompts.text(prompt_name)?;
-        let dim = match truncate_dim {
+        let prompt = self.prompts.text(options.prompt_name.as_deref())?;
+        let started = Instant::now();
+        let dim = match options.truncate_dim {
             0 => self.dim,
             n => n.min(self.dim),
         };
         let mut out = Vec::with_capacity(texts.len());
+        let mut tokens = 0;
         for chunk in texts.chunks(256) {
             between_chunks();
             for text in chunk {
@@ -160,9 +185,27 @@ impl StaticEmbedder {
                 let encoding = self.tokenizer.encode(input, false).map_err(|e| {
                     EngineError::external("the tokenizer failed on a text").with_detail(e)
                 })?;
+                tokens += encoding.get_ids().len();
+                if tokens > options.max_total_tokens {
+                    return Err(EngineError::new(
+                        ErrorKind::TooLarge,
+                        format!(
+                            "this call needs more than {} tokens ({} texts)",
+                            options.max_total_tokens,
+                            texts.len()
+                        ),
+                    )
+                    .with_hint("pass fewer texts per call, or ask a superuser to raise ettin.max_tokens_per_call"));
+                }
                 out.push(self.mean_of_rows(encoding.get_ids(), dim)?);
             }
         }
+        let c = &self.counters;
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        c.pairs.fetch_add(texts.len() as u64, Ordering::Relaxed);
+        c.tokens.fetch_add(tokens as u64, Ordering::Relaxed);
+        c.total_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(out)
     }
 

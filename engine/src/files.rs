@@ -6,6 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::embed::Prompts;
 use crate::error::{EngineError, Result};
 use crate::head::{Activation, Head};
 use crate::modules::{read_modules, Modules, TransformerConfig};
@@ -17,6 +18,8 @@ pub enum Layout {
     Modular,
     /// A sequence-classification graph with a `logits` output.
     Classic,
+    /// A sentence-transformers embedder: backbone ONNX + Pooling (+ Dense, Normalize) in Rust.
+    Embedding,
 }
 
 impl Layout {
@@ -24,7 +27,13 @@ impl Layout {
         match self {
             Layout::Modular => "modular",
             Layout::Classic => "classic",
+            Layout::Embedding => "embedding",
         }
+    }
+
+    /// True for the layouts that score (query, document) pairs.
+    pub fn is_cross_encoder(self) -> bool {
+        self != Layout::Embedding
     }
 }
 
@@ -46,6 +55,8 @@ pub struct ModelFiles {
     pub lowercase: bool,
     pub pad_token: Option<String>,
     pub pad_token_id: Option<i64>,
+    /// An embedder's prompts (config_sentence_transformers.json).
+    pub prompts: Prompts,
 }
 
 /// Resolve a model name under the model root: `org/name` → `<root>/org/name`. Names are relative
@@ -219,6 +230,7 @@ pub fn read_model_files(dir: &Path, onnx_file: Option<&str>) -> Result<ModelFile
         lowercase: transformer.lowercase,
         pad_token: special_token(&tokenizer_config, "pad_token"),
         pad_token_id: config.get("pad_token_id").and_then(Value::as_i64),
+        prompts: Prompts::read(dir)?,
     })
 }
 
@@ -233,7 +245,8 @@ fn architectures(config: &Value) -> Vec<&str> {
 
 /// Which layout a directory is, from its module list and config.json together (the graph's
 /// outputs are checked against it when the session loads):
-/// - Transformer → Pooling → …: modular (a backbone graph, the head applied by ettin);
+/// - Transformer → Pooling → …: modular (a backbone graph, the head applied by ettin) when the
+///   chain ends in one logit, an embedder when it ends in a vector;
 /// - a lone Transformer module (what sentence-transformers 6 saves for a classic cross-encoder)
 ///   or no modules.json: classic (a graph with `logits`), which needs a sequence-classification
 ///   model; a lone Transformer of a plain encoder is an embedding model, not a cross-encoder.
@@ -253,12 +266,18 @@ fn decide_layout(
     };
     match modules {
         Some(Modules::Chain { transformer, head }) => {
+            let outputs = head.validate()?;
             let reason = format!(
-                "modules.json: Transformer → Pooling ({}) → {} more module(s)",
-                head.pooling.as_str(),
+                "modules.json: Transformer → Pooling ({}) → {} more module(s) with {outputs} output(s)",
+                head.pooling.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("+"),
                 head.layers.len()
             );
-            Ok((Layout::Modular, Some(head), transformer, reason))
+            let layout = if outputs == 1 && !head.normalizes() {
+                Layout::Modular
+            } else {
+                Layout::Embedding
+            };
+            Ok((layout, Some(head), transformer, reason))
         }
         Some(Modules::LoneTransformer(transformer)) => {
             let task = transformer.task.as_deref();
@@ -365,7 +384,7 @@ fn model_activation(layout: Layout, config: &Value, st_config: &Value) -> Result
         }),
         None => Ok(match layout {
             Layout::Classic => Activation::Sigmoid,
-            Layout::Modular => Activation::Identity,
+            Layout::Modular | Layout::Embedding => Activation::Identity,
         }),
     }
 }

@@ -1,15 +1,23 @@
-//! The scoring head of modular sentence-transformers CrossEncoders, applied in Rust to the
-//! backbone's output: pooling → (Dense | LayerNorm)* → one logit.
+//! The modules after a backbone, applied in Rust to its output: pooling → (Dense | LayerNorm |
+//! Normalize)*. A modular CrossEncoder's chain ends in one logit; an embedder's in its vector.
 //! Weights come from each module's safetensors; shapes are checked when the model loads.
 
 use crate::error::{EngineError, Result};
 
+/// sentence-transformers' pooling modes (weightedmean is not supported). Several modes
+/// concatenate their vectors in the order the config lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pooling {
-    /// The first token's vector ([CLS]).
+    /// The first pooled token's vector ([CLS]).
     Cls,
     /// Mean over the tokens the attention mask keeps.
     Mean,
+    /// Elementwise max over the kept tokens.
+    Max,
+    /// Sum over the kept tokens divided by the square root of their count.
+    MeanSqrtLen,
+    /// The last kept token's vector (decoder-style embedders).
+    LastToken,
 }
 
 impl Pooling {
@@ -17,7 +25,22 @@ impl Pooling {
         match self {
             Pooling::Cls => "cls",
             Pooling::Mean => "mean",
+            Pooling::Max => "max",
+            Pooling::MeanSqrtLen => "mean_sqrt_len_tokens",
+            Pooling::LastToken => "lasttoken",
         }
+    }
+
+    /// A mode as sentence-transformers 6 names it (`pooling_mode`).
+    pub fn from_name(name: &str) -> Option<Pooling> {
+        Some(match name {
+            "cls" => Pooling::Cls,
+            "mean" => Pooling::Mean,
+            "max" => Pooling::Max,
+            "mean_sqrt_len_tokens" => Pooling::MeanSqrtLen,
+            "lasttoken" => Pooling::LastToken,
+            _ => return None,
+        })
     }
 }
 
@@ -84,19 +107,17 @@ pub struct LayerNorm {
 pub enum Layer {
     Dense(Dense),
     LayerNorm(LayerNorm),
+    /// L2 normalization (torch.nn.functional.normalize: divides by max(norm, 1e-12)).
+    Normalize,
 }
 
 impl Layer {
-    fn input_dim(&self) -> usize {
+    /// Input and output width; None for Normalize, which keeps any width.
+    fn dims(&self) -> Option<(usize, usize)> {
         match self {
-            Layer::Dense(d) => d.in_features,
-            Layer::LayerNorm(n) => n.weight.len(),
-        }
-    }
-    fn output_dim(&self) -> usize {
-        match self {
-            Layer::Dense(d) => d.out_features,
-            Layer::LayerNorm(n) => n.weight.len(),
+            Layer::Dense(d) => Some((d.in_features, d.out_features)),
+            Layer::LayerNorm(n) => Some((n.weight.len(), n.weight.len())),
+            Layer::Normalize => None,
         }
     }
 
@@ -127,73 +148,121 @@ impl Layer {
                     out.push((((x[i] as f64 - mean) * inv) as f32) * n.weight[i] + n.bias[i]);
                 }
             }
+            Layer::Normalize => {
+                let norm = x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+                let norm = norm.max(1e-12);
+                out.extend(x.iter().map(|v| (*v as f64 / norm) as f32));
+            }
         }
     }
 }
 
-/// Pooling plus the chain of layers that turns a backbone's hidden states into one logit.
+/// Pooling plus the chain of layers that turns a backbone's hidden states into a logit or an
+/// embedding.
 #[derive(Debug, Clone)]
 pub struct Head {
-    pub pooling: Pooling,
+    pub pooling: Vec<Pooling>,
+    /// sentence-transformers' `include_prompt`: false leaves the prompt's tokens out of pooling.
+    pub include_prompt: bool,
     pub hidden_size: usize,
     pub layers: Vec<Layer>,
 }
 
 impl Head {
-    /// Check that the layers chain from `hidden_size` down to a single output.
-    pub fn validate(&self) -> Result<()> {
-        let mut dim = self.hidden_size;
+    /// Check that the layers chain from the pooled width; returns the width of the output.
+    pub fn validate(&self) -> Result<usize> {
+        let mut dim = self.pooling.len() * self.hidden_size;
         for (i, layer) in self.layers.iter().enumerate() {
-            if layer.input_dim() != dim {
-                return Err(EngineError::external(format!(
-                    "head layer {} expects {} inputs but receives {dim}",
-                    i + 1,
-                    layer.input_dim()
-                )));
-            }
-            dim = layer.output_dim();
-        }
-        if dim != 1 {
-            return Err(EngineError::unsupported(format!(
-                "the scoring head ends with {dim} outputs; ettin scores with single-logit rerankers"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Pool one sequence of `seq_len` hidden states (row-major [seq, hidden]) under `mask`.
-    pub fn pool(&self, hidden: &[f32], mask: &[i64], out: &mut Vec<f32>) {
-        let h = self.hidden_size;
-        out.clear();
-        match self.pooling {
-            Pooling::Cls => out.extend_from_slice(&hidden[..h]),
-            Pooling::Mean => {
-                let mut sum = vec![0f64; h];
-                let mut count = 0f64;
-                for (t, m) in mask.iter().enumerate() {
-                    if *m != 0 {
-                        count += 1.0;
-                        for (s, v) in sum.iter_mut().zip(&hidden[t * h..(t + 1) * h]) {
-                            *s += *v as f64;
-                        }
-                    }
+            if let Some((input, output)) = layer.dims() {
+                if input != dim {
+                    return Err(EngineError::external(format!(
+                        "module layer {} expects {input} inputs but receives {dim}",
+                        i + 1
+                    )));
                 }
-                // sentence-transformers clamps the token count at 1e-9 to avoid dividing by zero.
-                let count = count.max(1e-9);
-                out.extend(sum.iter().map(|s| (s / count) as f32));
+                dim = output;
+            }
+        }
+        Ok(dim)
+    }
+
+    /// True when the chain ends in an L2 normalization (an embedder's usual last module).
+    pub fn normalizes(&self) -> bool {
+        matches!(self.layers.last(), Some(Layer::Normalize))
+    }
+
+    /// True for pooling by the first token alone (the CLS-only backbone serves it).
+    pub fn pools_cls_only(&self) -> bool {
+        self.pooling == [Pooling::Cls] && self.include_prompt
+    }
+
+    /// Pool one sequence of hidden states (row-major [seq, hidden]) under `mask`, as
+    /// sentence-transformers' Pooling does for right-padded batches: when the prompt is not
+    /// included, its first `prompt_tokens` positions are masked out first.
+    pub fn pool(&self, hidden: &[f32], mask: &[i64], prompt_tokens: usize, out: &mut Vec<f32>) {
+        let h = self.hidden_size;
+        let skip = if self.include_prompt {
+            0
+        } else {
+            prompt_tokens
+        };
+        let kept = |t: usize| t >= skip && mask[t] != 0;
+        let row = |t: usize| &hidden[t * h..(t + 1) * h];
+        let count = (0..mask.len()).filter(|t| kept(*t)).count() as f64;
+        out.clear();
+        for mode in &self.pooling {
+            match mode {
+                Pooling::Cls => {
+                    // torch's argmax of the mask: the first kept token, else position 0.
+                    let first = (0..mask.len()).find(|t| kept(*t)).unwrap_or(0);
+                    out.extend_from_slice(row(first));
+                }
+                Pooling::LastToken => match (0..mask.len()).rev().find(|t| kept(*t)) {
+                    Some(last) => out.extend_from_slice(row(last)),
+                    // No kept token: sentence-transformers multiplies by the mask, giving zeros.
+                    None => out.extend(std::iter::repeat_n(0.0, h)),
+                },
+                Pooling::Max => {
+                    let mut max = vec![f32::NEG_INFINITY; h];
+                    for t in (0..mask.len()).filter(|t| kept(*t)) {
+                        max.iter_mut().zip(row(t)).for_each(|(m, v)| *m = m.max(*v));
+                    }
+                    out.extend(max);
+                }
+                Pooling::Mean | Pooling::MeanSqrtLen => {
+                    let mut sum = vec![0f64; h];
+                    for t in (0..mask.len()).filter(|t| kept(*t)) {
+                        sum.iter_mut()
+                            .zip(row(t))
+                            .for_each(|(s, v)| *s += *v as f64);
+                    }
+                    // sentence-transformers clamps the token count at 1e-9 (no division by zero).
+                    let count = count.max(1e-9);
+                    let denominator = if *mode == Pooling::Mean {
+                        count
+                    } else {
+                        count.sqrt()
+                    };
+                    out.extend(sum.iter().map(|s| (s / denominator) as f32));
+                }
             }
         }
     }
 
-    /// The logit for one pooled vector.
-    pub fn forward(&self, pooled: &[f32]) -> f32 {
+    /// The chain's output for one pooled vector.
+    pub fn forward_vec(&self, pooled: &[f32]) -> Vec<f32> {
         let mut a = pooled.to_vec();
         let mut b = Vec::with_capacity(a.len());
         for layer in &self.layers {
             layer.forward(&a, &mut b);
             std::mem::swap(&mut a, &mut b);
         }
-        a[0]
+        a
+    }
+
+    /// The logit for one pooled vector (a reranker's chain ends in one output).
+    pub fn forward(&self, pooled: &[f32]) -> f32 {
+        self.forward_vec(pooled)[0]
     }
 }
 
@@ -213,7 +282,8 @@ mod tests {
     #[test]
     fn head_chain_computes_dense_layernorm_dense() {
         let head = Head {
-            pooling: Pooling::Cls,
+            pooling: vec![Pooling::Cls],
+            include_prompt: true,
             hidden_size: 2,
             layers: vec![
                 Layer::Dense(Dense {
@@ -237,7 +307,7 @@ mod tests {
                 }),
             ],
         };
-        head.validate().unwrap();
+        assert_eq!(head.validate().unwrap(), 1);
         // [1, 1] -> [1, 2] -> normalised [-1, 1] -> 3*-1 + 1 + 0.5
         assert!((head.forward(&[1.0, 1.0]) - (-1.5)).abs() < 1e-6);
     }
@@ -245,7 +315,8 @@ mod tests {
     #[test]
     fn head_with_mismatched_shapes_is_rejected() {
         let head = Head {
-            pooling: Pooling::Cls,
+            pooling: vec![Pooling::Cls],
+            include_prompt: true,
             hidden_size: 3,
             layers: vec![Layer::Dense(Dense {
                 in_features: 2,
@@ -265,12 +336,77 @@ mod tests {
     #[test]
     fn mean_pooling_ignores_masked_tokens() {
         let head = Head {
-            pooling: Pooling::Mean,
+            pooling: vec![Pooling::Mean],
+            include_prompt: true,
             hidden_size: 2,
             layers: vec![],
         };
         let mut out = Vec::new();
-        head.pool(&[1.0, 2.0, 3.0, 4.0, 100.0, 100.0], &[1, 1, 0], &mut out);
+        head.pool(&[1.0, 2.0, 3.0, 4.0, 100.0, 100.0], &[1, 1, 0], 0, &mut out);
         assert_eq!(out, vec![2.0, 3.0]);
+    }
+
+    #[test]
+    fn every_pooling_mode_concatenates_in_config_order_and_skips_the_prompt() {
+        let states = [1.0, -1.0, 3.0, 5.0, 2.0, 0.0, 100.0, 100.0];
+        let head = |pooling: Vec<Pooling>, include_prompt| Head {
+            pooling,
+            include_prompt,
+            hidden_size: 2,
+            layers: vec![],
+        };
+        let mut out = Vec::new();
+        let all = vec![
+            Pooling::Cls,
+            Pooling::Max,
+            Pooling::Mean,
+            Pooling::MeanSqrtLen,
+            Pooling::LastToken,
+        ];
+        head(all.clone(), true).pool(&states, &[1, 1, 1, 0], 1, &mut out);
+        let close = |got: &[f32], want: &[f32]| {
+            assert_eq!(got.len(), want.len());
+            assert!(
+                got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+                "{got:?} vs {want:?}"
+            );
+        };
+        let s3 = 3f32.sqrt();
+        close(
+            &out,
+            &[
+                1.0,
+                -1.0,
+                3.0,
+                5.0,
+                2.0,
+                4.0 / 3.0,
+                6.0 / s3,
+                4.0 / s3,
+                2.0,
+                0.0,
+            ],
+        );
+        // include_prompt false: the first (prompt) token leaves every mode.
+        head(all, false).pool(&states, &[1, 1, 1, 0], 1, &mut out);
+        let s2 = 2f32.sqrt();
+        close(
+            &out,
+            &[3.0, 5.0, 3.0, 5.0, 2.5, 2.5, 5.0 / s2, 5.0 / s2, 2.0, 0.0],
+        );
+    }
+
+    #[test]
+    fn normalize_divides_by_the_l2_norm() {
+        let head = Head {
+            pooling: vec![Pooling::Cls],
+            include_prompt: true,
+            hidden_size: 2,
+            layers: vec![Layer::Normalize],
+        };
+        assert_eq!(head.validate().unwrap(), 2);
+        assert!(head.normalizes());
+        assert_eq!(head.forward_vec(&[3.0, 4.0]), vec![0.6, 0.8]);
+        assert_eq!(head.forward_vec(&[0.0, 0.0]), vec![0.0, 0.0]);
     }
 }

@@ -1,5 +1,5 @@
-//! ettin's reranking engine: model files, tokenization, batching, ONNX Runtime session and the
-//! scoring head. It knows nothing about Postgres; the extension converts types and errors.
+//! ettin's engine: model files, tokenization, batching, the ONNX Runtime session, the scoring
+//! head of rerankers and the pooling of embedders. It knows nothing about Postgres; the extension converts types and errors.
 
 pub mod batch;
 pub mod cpu;
@@ -14,6 +14,7 @@ pub mod modules;
 pub mod quote;
 pub mod registry;
 pub mod runtime;
+pub mod session;
 pub mod shared;
 pub mod signals;
 pub mod tokenize;
@@ -22,7 +23,8 @@ pub use batch::BatchLimits;
 pub use error::{EngineError, ErrorKind, Result};
 pub use files::{resolve_model_dir, Layout};
 pub use model::{
-    capped_max_length, ActivationChoice, CudaOptions, Device, DeviceChoice, LoadOptions, Model,
-    ModelStatus, ScoreOptions,
+    capped_max_length, ActivationChoice, CudaOptions, Device, DeviceChoice, EmbedOptions,
+    LoadOptions, Model, ModelStatus, ScoreOptions,
 };
 pub use quote::quoted;
+pub use registry::Loaded;

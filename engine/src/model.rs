@@ -1,22 +1,25 @@
-//! A loaded reranker: its files, tokenizer and ONNX Runtime session, and the scoring pipeline
-//! encode → plan batches → (pad → run → head/logit) per batch → activation → input order.
+//! A loaded ONNX model — a cross-encoder or a transformer embedder — and the pipeline both use:
+//! encode → plan batches → (pad → run → head) per batch → post-process → input order.
+//! Scoring ends each row in a logit and an activation; embedding in a vector (pooling, Dense,
+//! Normalize, truncate_dim). StaticEmbedding models (embed.rs) need no ONNX Runtime.
 
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
-use ort::value::{Tensor, TensorRef, ValueType};
-use parking_lot::Mutex;
+use ort::value::ValueType;
 
 use crate::batch::{plan_batches, BatchLimits};
-use crate::cpu::CpuFeatures;
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::{read_model_files, Layout, ModelFiles};
-use crate::head::{Activation, Pooling};
+use crate::head::Activation;
 use crate::quote::quoted;
 use crate::runtime::Runtime;
+pub use crate::session::{
+    check_int8_weights, CudaOptions, Device, DeviceChoice, LoadOptions, ModelKey, INT8_WEIGHTS_KEY,
+};
+use crate::session::{onnx_error, OnnxSession};
 use crate::tokenize::{EncodedPair, PairTokenizer};
 
 /// How scores are post-processed (the `ettin.activation` setting).
@@ -27,69 +30,6 @@ pub enum ActivationChoice {
     /// The raw logit.
     Raw,
     Sigmoid,
-}
-
-/// Where a model should run (the `ettin.device` setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeviceChoice {
-    Cpu,
-    /// CUDA or an error: never a silent CPU fallback.
-    Cuda,
-    /// CUDA when the loaded ONNX Runtime has the provider and it starts, else CPU.
-    #[default]
-    Auto,
-}
-
-/// CUDA execution provider options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CudaOptions {
-    pub device_id: i32,
-    /// TF32 matmuls: ONNX Runtime's default and faster, but scores move ~1e-3 σ; off for parity.
-    pub tf32: bool,
-    /// Bound on the session's GPU memory arena in bytes (0: no bound); several backends share a GPU.
-    pub memory_limit: usize,
-}
-
-impl Default for CudaOptions {
-    fn default() -> Self {
-        CudaOptions {
-            device_id: 0,
-            tf32: true,
-            memory_limit: 0,
-        }
-    }
-}
-
-/// The device a loaded model actually runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Device {
-    Cpu,
-    Cuda(i32),
-}
-
-const CUDA_PROVIDER: &str = "CUDAExecutionProvider";
-
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose (one per physical core).
-    pub intra_threads: usize,
-    /// Let idle intra-op threads spin between ops instead of sleeping: faster for one caller,
-    /// wasted cores when many backends share them.
-    pub spinning: bool,
-    /// A graph other than onnx/model.onnx, relative to the model directory.
-    pub onnx_file: Option<String>,
-    pub device: DeviceChoice,
-    pub cuda: CudaOptions,
-}
-
-/// What makes two loads of one directory different models (threads and spinning do not: they
-/// apply when a model loads).
-pub type ModelKey = (Option<String>, DeviceChoice, CudaOptions);
-
-impl LoadOptions {
-    pub fn cache_key(&self) -> ModelKey {
-        (self.onnx_file.clone(), self.device, self.cuda)
-    }
 }
 
 /// Work a model has done in this process, for ettin_models() and the benchmark's "time outside
@@ -181,13 +121,22 @@ pub struct ScoreOptions {
     pub max_total_tokens: usize,
 }
 
+/// An embedding call's settings: `encode(prompt_name=..., truncate_dim=...)`, batching and the
+/// token guard.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EmbedOptions {
+    pub prompt_name: Option<String>,
+    /// Keep the first n dimensions (0: all), after Normalize, as sentence-transformers does.
+    pub truncate_dim: usize,
+    pub limits: BatchLimits,
+    pub max_total_tokens: usize,
+}
+
 pub struct Model {
     pub files: ModelFiles,
     pub load_ms: f32,
     tokenizer: PairTokenizer,
-    session: Mutex<Session>,
-    feeds_attention_mask: bool,
-    feeds_token_type_ids: bool,
+    session: OnnxSession,
     output_name: String,
     output: GraphOutput,
     pub device: Device,
@@ -207,19 +156,6 @@ const LOGITS_OUTPUT: &str = "logits";
 pub const CPU_BATCH_TOKENS: usize = 1024;
 pub const GPU_BATCH_TOKENS: usize = 16384;
 
-fn cuda_provider(device_id: i32, cuda: CudaOptions) -> ort::ep::ExecutionProviderDispatch {
-    let mut ep = ort::ep::CUDA::default()
-        .with_device_id(device_id)
-        .with_tf32(cuda.tf32);
-    if cuda.memory_limit > 0 {
-        // Grow the arena only by what is asked, so the bound is what a session really holds.
-        ep = ep
-            .with_memory_limit(cuda.memory_limit)
-            .with_arena_extend_strategy(ort::ep::ArenaExtendStrategy::SameAsRequested);
-    }
-    ep.build().error_on_failure()
-}
-
 /// Pairs tokenized between two cancel checks.
 const ENCODE_CHUNK: usize = 256;
 
@@ -235,174 +171,52 @@ impl Model {
             files.pad_token_id,
             files.lowercase,
         )?;
-        let onnx_error = |what: &str, detail: &dyn std::fmt::Display| {
-            EngineError::external(format!("could not load ONNX model {}: {what}", quoted(files.onnx.display())))
-                .with_detail(detail)
-                .with_hint("check that the file is a complete ONNX export; re-export it with tools/export_model.py")
-        };
-        let has_cuda = runtime.providers.iter().any(|p| p == CUDA_PROVIDER);
-        let build = |device: Device| {
-            crate::signals::with_signals_blocked(|| -> Result<Session> {
-                let mut builder = Session::builder(&runtime.environment)
-                    .and_then(|b| {
-                        b.with_optimization_level(GraphOptimizationLevel::All)
-                            .map_err(Into::into)
-                    })
-                    .and_then(|b| {
-                        b.with_intra_threads(options.intra_threads)
-                            .map_err(Into::into)
-                    })
-                    .and_then(|b| {
-                        b.with_intra_op_spinning(options.spinning)
-                            .map_err(Into::into)
-                    })
-                    .map_err(|e| onnx_error("session options were refused", &e))?;
-                if let Device::Cuda(id) = device {
-                    builder = builder
-                        .with_execution_providers([cuda_provider(id, options.cuda)])
-                        .map_err(|e| {
-                            EngineError::external(format!("the CUDA execution provider did not start on device {id}"))
-                                .with_detail(e)
-                                .with_hint("check the GPU (nvidia-smi) and that the CUDA 13 and cuDNN 9 libraries are on the server's library path; or set ettin.device = 'cpu'")
-                        })?;
-                }
-                builder
-                    .commit_from_file(&files.onnx)
-                    .map_err(|e| onnx_error("ONNX Runtime rejected it", &e))
-            })
-        };
-        let device_id = options.cuda.device_id;
-        let (session, device, device_reason) = match options.device {
-            DeviceChoice::Cpu => (
-                build(Device::Cpu)?,
-                Device::Cpu,
-                "ettin.device = cpu".to_owned(),
-            ),
-            DeviceChoice::Cuda if !has_cuda => {
-                return Err(EngineError::unsupported(format!(
-                    "ettin.device = cuda, but the ONNX Runtime at {} has no CUDA execution provider", quoted(runtime.library.display())))
-                .with_detail(format!("providers: {:?}", runtime.providers))
-                .with_hint("point ettin.onnxruntime_library at a GPU build (the onnxruntime-gpu wheel's libonnxruntime.so.1.31.1, see the README's GPU section), or set ettin.device = 'cpu' or 'auto'"));
-            }
-            DeviceChoice::Cuda => (
-                build(Device::Cuda(device_id))?,
-                Device::Cuda(device_id),
-                "ettin.device = cuda".to_owned(),
-            ),
-            DeviceChoice::Auto if !has_cuda => (
-                build(Device::Cpu)?,
-                Device::Cpu,
-                "auto: ONNX Runtime has no CUDA provider".to_owned(),
-            ),
-            DeviceChoice::Auto => match build(Device::Cuda(device_id)) {
-                Ok(session) => (
-                    session,
-                    Device::Cuda(device_id),
-                    "auto: ONNX Runtime has the CUDA provider".to_owned(),
-                ),
-                Err(e) => (
-                    build(Device::Cpu)?,
-                    Device::Cpu,
-                    format!("auto: CUDA did not start ({})", e.message),
-                ),
-            },
-        };
-
-        let int8_weights = session
-            .metadata()
-            .ok()
-            .and_then(|m| m.custom(INT8_WEIGHTS_KEY));
-        if device == Device::Cpu {
-            check_int8_weights(
-                &files.onnx_relative().display().to_string(),
-                int8_weights.as_deref(),
-                &CpuFeatures::detect(),
-            )?;
-        }
-        let input_names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
-        for input in session.inputs() {
-            if !matches!(
-                input.name(),
-                "input_ids" | "attention_mask" | "token_type_ids"
-            ) {
-                return Err(onnx_error(
-                    &format!(
-                        "it declares the input {}, which ettin cannot feed",
-                        quoted(input.name())
-                    ),
-                    &format!("inputs: {input_names:?}"),
-                ));
-            }
-            if !matches!(
-                input.dtype(),
-                ValueType::Tensor {
-                    ty: ort::value::TensorElementType::Int64,
-                    ..
-                }
-            ) {
-                return Err(onnx_error(
-                    &format!("input {} is not int64", quoted(input.name())),
-                    &format!("{:?}", input.dtype()),
-                ));
-            }
-        }
-        if !input_names.contains(&"input_ids") {
-            return Err(onnx_error(
-                "it has no input_ids input",
-                &format!("inputs: {input_names:?}"),
-            ));
-        }
-        let output_names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        let onnx_relative = files.onnx_relative().display().to_string();
+        let session = OnnxSession::open(runtime, &files.onnx, &onnx_relative, &options)?;
+        let output_names: Vec<&str> = session.outputs.iter().map(|(n, _)| n.as_str()).collect();
         let wanted: &[&str] = match files.layout {
-            Layout::Modular => &HIDDEN_OUTPUTS,
+            Layout::Modular | Layout::Embedding => &HIDDEN_OUTPUTS,
             Layout::Classic => &[LOGITS_OUTPUT],
         };
-        let output = session
-            .outputs()
+        let (output_name, output_type) = session
+            .outputs
             .iter()
-            .find(|o| wanted.contains(&o.name()))
+            .find(|(name, _)| wanted.contains(&name.as_str()))
             .ok_or_else(|| layout_mismatch(&files, wanted, &output_names))?;
-        let output_kind = match (files.layout, output.name()) {
+        let output_kind = match (files.layout, output_name.as_str()) {
             (Layout::Classic, _) => GraphOutput::Logits,
-            (Layout::Modular, CLS_OUTPUT) => GraphOutput::ClsHiddenState,
-            (Layout::Modular, _) => GraphOutput::HiddenStates,
+            (_, CLS_OUTPUT) => GraphOutput::ClsHiddenState,
+            (_, _) => GraphOutput::HiddenStates,
         };
         if output_kind == GraphOutput::ClsHiddenState
-            && files.head.as_ref().map(|h| h.pooling) != Some(Pooling::Cls)
+            && !files.head.as_ref().is_some_and(|h| h.pools_cls_only())
         {
             return Err(onnx_error(
+                &files.onnx,
                 "its cls_hidden_state output only serves a model with CLS pooling, and this model pools otherwise",
                 &"1_Pooling/config.json",
             ));
         }
-        check_output_shape(&files, output_kind, output.dtype())
-            .map_err(|what| onnx_error(&what, &format!("{:?}", output.dtype())))?;
-        let output_name = output.name().to_owned();
-        let feeds_attention_mask = input_names.contains(&"attention_mask");
-        let feeds_token_type_ids = input_names.contains(&"token_type_ids");
+        check_output_shape(&files, output_kind, output_type)
+            .map_err(|what| onnx_error(&files.onnx, &what, &format!("{output_type:?}")))?;
         Ok(Model {
+            output_name: output_name.clone(),
+            output: output_kind,
+            device: session.device,
+            int8_weights: session.int8_weights.clone(),
+            device_reason: session.device_reason.clone(),
             files,
             tokenizer,
-            feeds_attention_mask,
-            feeds_token_type_ids,
-            output_name,
-            output: output_kind,
-            device,
-            int8_weights,
-            device_reason,
+            session,
             options,
             counters: Counters::default(),
-            session: Mutex::new(session),
             load_ms: started.elapsed().as_secs_f32() * 1000.0,
         })
     }
 
     /// Where the session runs, as ettin_models() shows it: `cpu` or `cuda:<id>`.
     pub fn device(&self) -> String {
-        match self.device {
-            Device::Cpu => "cpu".into(),
-            Device::Cuda(id) => format!("cuda:{id}"),
-        }
+        self.session.device_name()
     }
 
     /// The padded-token budget per ONNX Runtime call when ettin.batch_tokens is 0. On CPU,
@@ -446,6 +260,25 @@ impl Model {
         capped_max_length(requested, self.files.length_limit)
     }
 
+    /// A cross-encoder's calls on an embedder (and the reverse) are refused with the function
+    /// that fits, before any work.
+    fn require_cross_encoder(&self) -> Result<()> {
+        if self.files.layout.is_cross_encoder() {
+            return Ok(());
+        }
+        Err(not_a_cross_encoder(
+            &self.files.dir,
+            &self.files.layout_reason,
+        ))
+    }
+
+    fn require_embedder(&self) -> Result<()> {
+        if !self.files.layout.is_cross_encoder() {
+            return Ok(());
+        }
+        Err(not_an_embedder(&self.files.dir, &self.files.layout_reason))
+    }
+
     /// Score (query, document) pairs, returning one score per pair in input order.
     /// `between_batches` runs before each chunk of tokenization and each ONNX Runtime call (the
     /// SQL layer checks for cancel there).
@@ -455,27 +288,111 @@ impl Model {
         options: &ScoreOptions,
         between_batches: &mut dyn FnMut(),
     ) -> Result<Vec<f32>> {
+        self.require_cross_encoder()?;
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
         let call_started = Instant::now();
         let encoded = self.encode(pairs, options, between_batches)?;
-        let total_tokens: usize = encoded.iter().map(|e| e.ids.len()).sum();
-        let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
+        let activation = self.activation(options.activation);
         let mut scores = vec![0f32; pairs.len()];
-        let batches = plan_batches(&lengths, self.batch_limits(options.limits));
-        let batch_count = batches.len() as u64;
+        let batches =
+            self.run_batches(&encoded, options.limits, 0, between_batches, |i, row| {
+                scores[i] = activation.apply(row[0]);
+            })?;
+        self.count_call(pairs.len(), total_tokens(&encoded), batches, call_started);
+        Ok(scores)
+    }
+
+    /// Embed texts as `SentenceTransformer.encode` does: the prompt prepended to each text, the
+    /// model's own max_seq_length, pooling (leaving the prompt out when the model says so),
+    /// Dense/Normalize, then the first `truncate_dim` dimensions. One vector per text, in order.
+    pub fn embed(
+        &self,
+        texts: &[&str],
+        options: &EmbedOptions,
+        between_batches: &mut dyn FnMut(),
+    ) -> Result<Vec<Vec<f32>>> {
+        self.require_embedder()?;
+        let prompt = self.files.prompts.text(options.prompt_name.as_deref())?;
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let call_started = Instant::now();
+        let max_length = self.embed_max_length();
+        let prompt_tokens = match prompt {
+            "" => 0,
+            p => self.tokenizer.prompt_length(p, max_length)?,
+        };
+        let inputs: Vec<Cow<str>> = texts
+            .iter()
+            .map(|t| match prompt {
+                "" => Cow::Borrowed(*t),
+                p => Cow::Owned(format!("{p}{t}")),
+            })
+            .collect();
+        let encoded = self.encode_guarded(
+            inputs.len(),
+            max_length,
+            options.max_total_tokens,
+            between_batches,
+            |range| {
+                let chunk: Vec<&str> = inputs[range].iter().map(|c| c.as_ref()).collect();
+                self.tokenizer.encode_texts(&chunk, max_length)
+            },
+        )?;
+        let mut vectors = vec![Vec::new(); texts.len()];
+        let batches = self.run_batches(
+            &encoded,
+            options.limits,
+            prompt_tokens,
+            between_batches,
+            |i, mut row| {
+                if options.truncate_dim > 0 {
+                    row.truncate(options.truncate_dim);
+                }
+                vectors[i] = row;
+            },
+        )?;
+        self.count_call(texts.len(), total_tokens(&encoded), batches, call_started);
+        Ok(vectors)
+    }
+
+    /// An embedder's truncation length: its saved max_seq_length, else its positions, else 512.
+    pub fn embed_max_length(&self) -> usize {
+        self.files.length_limit.unwrap_or(512)
+    }
+
+    /// The width of the vectors `embed` returns before truncate_dim.
+    pub fn embedding_dim(&self) -> Option<usize> {
+        let head = self.files.head.as_ref()?;
+        head.validate().ok()
+    }
+
+    /// Plan batches over `encoded` and run them, handing each row's output (a logit, or an
+    /// embedding) to `put` with the row's input index. Returns the number of batches.
+    fn run_batches(
+        &self,
+        encoded: &[EncodedPair],
+        limits: BatchLimits,
+        prompt_tokens: usize,
+        between_batches: &mut dyn FnMut(),
+        mut put: impl FnMut(usize, Vec<f32>),
+    ) -> Result<u64> {
+        let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
+        let batches = plan_batches(&lengths, self.batch_limits(limits));
+        let count = batches.len() as u64;
         for batch in batches {
             between_batches();
-            let logits = self.infer(&batch.iter().map(|i| &encoded[*i]).collect::<Vec<_>>())?;
-            for (i, logit) in batch.iter().zip(logits) {
-                scores[*i] = logit;
+            let rows = self.infer_rows(
+                &batch.iter().map(|i| &encoded[*i]).collect::<Vec<_>>(),
+                prompt_tokens,
+            )?;
+            for (i, row) in batch.into_iter().zip(rows) {
+                put(i, row);
             }
         }
-        let activation = self.activation(options.activation);
-        scores.iter_mut().for_each(|s| *s = activation.apply(*s));
-        self.count_call(pairs.len(), total_tokens, batch_count, call_started);
-        Ok(scores)
+        Ok(count)
     }
 
     /// The activation a choice means for this model.
@@ -504,26 +421,43 @@ impl Model {
         options: &ScoreOptions,
         between_batches: &mut dyn FnMut(),
     ) -> Result<Vec<EncodedPair>> {
+        self.require_cross_encoder()?;
         let max_length = self.effective_max_length(options.max_length);
-        // Tokenizing thousands of long documents takes a while too: check for cancel per chunk.
-        let mut encoded = Vec::with_capacity(pairs.len());
+        self.encode_guarded(
+            pairs.len(),
+            max_length,
+            options.max_total_tokens,
+            between_batches,
+            |range| self.tokenizer.encode_pairs(&pairs[range], max_length),
+        )
+    }
+
+    /// Tokenize `count` inputs chunk by chunk (cancel checks between chunks: tokenizing
+    /// thousands of long texts takes a while too), refusing a call past `max_total_tokens`.
+    fn encode_guarded(
+        &self,
+        count: usize,
+        max_length: usize,
+        max_total_tokens: usize,
+        between_batches: &mut dyn FnMut(),
+        encode_chunk: impl Fn(std::ops::Range<usize>) -> Result<Vec<EncodedPair>>,
+    ) -> Result<Vec<EncodedPair>> {
+        let mut encoded = Vec::with_capacity(count);
         let mut total_tokens = 0;
-        for chunk in pairs.chunks(ENCODE_CHUNK) {
+        for start in (0..count).step_by(ENCODE_CHUNK) {
             between_batches();
             let tokenize_started = Instant::now();
-            let chunk = self.tokenizer.encode_pairs(chunk, max_length)?;
+            let chunk = encode_chunk(start..(start + ENCODE_CHUNK).min(count))?;
             add_elapsed(&self.counters.tokenize_ns, tokenize_started);
-            total_tokens += chunk.iter().map(|e| e.ids.len()).sum::<usize>();
-            if total_tokens > options.max_total_tokens {
+            total_tokens += self::total_tokens(&chunk);
+            if total_tokens > max_total_tokens {
                 return Err(EngineError::new(
                     ErrorKind::TooLarge,
                     format!(
-                        "this call needs more than {} tokens ({} pairs of up to {max_length} tokens)",
-                        options.max_total_tokens,
-                        pairs.len()
+                        "this call needs more than {max_total_tokens} tokens ({count} inputs of up to {max_length} tokens)"
                     ),
                 )
-                .with_hint("score fewer documents per call, lower ettin.max_length, or ask a superuser to raise ettin.max_tokens_per_call"));
+                .with_hint("pass fewer texts per call, lower ettin.max_length, or ask a superuser to raise ettin.max_tokens_per_call"));
             }
             encoded.extend(chunk);
         }
@@ -542,132 +476,96 @@ impl Model {
         Ok(())
     }
 
-    /// Pad one batch to its longest pair, run the graph and turn each row into a logit (before
-    /// the activation).
+    /// One batch's logits (before the activation): the shared worker's entry point.
     pub fn infer(&self, batch: &[&EncodedPair]) -> Result<Vec<f32>> {
+        Ok(self
+            .infer_rows(batch, 0)?
+            .into_iter()
+            .map(|row| row[0])
+            .collect())
+    }
+
+    /// Run one batch and turn each row into the head's output: one logit for a cross-encoder,
+    /// the embedding for an embedder. `prompt_tokens` leading tokens are the prompt's.
+    fn infer_rows(&self, batch: &[&EncodedPair], prompt_tokens: usize) -> Result<Vec<Vec<f32>>> {
         let rows = batch.len();
         let seq = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
-        let pad_id = self.tokenizer.pad_id();
-        let mut ids = Vec::with_capacity(rows * seq);
-        let mut mask = Vec::with_capacity(rows * seq);
-        let mut type_ids = Vec::with_capacity(if self.feeds_token_type_ids {
-            rows * seq
-        } else {
-            0
-        });
-        for e in batch {
-            let pad = seq - e.ids.len();
-            ids.extend(e.ids.iter().map(|v| *v as i64));
-            ids.extend(std::iter::repeat_n(pad_id, pad));
-            mask.extend(std::iter::repeat_n(1i64, e.ids.len()));
-            mask.extend(std::iter::repeat_n(0i64, pad));
-            if self.feeds_token_type_ids {
-                type_ids.extend(e.type_ids.iter().map(|v| *v as i64));
-                type_ids.extend(std::iter::repeat_n(0i64, pad));
-            }
-        }
-        let run_error = |e: ort::Error| {
-            EngineError::external(format!(
-                "ONNX Runtime failed to run {}",
-                quoted(self.files.onnx.display())
-            ))
-            .with_detail(e)
-        };
-        let shape = [rows, seq];
-        let mut inputs: Vec<(Cow<'static, str>, SessionInputValue<'_>)> = vec![(
-            "input_ids".into(),
-            Tensor::from_array((shape, ids)).map_err(run_error)?.into(),
-        )];
-        // Borrowed, not moved: the head still needs the mask (mean pooling) after the run.
-        if self.feeds_attention_mask {
-            inputs.push((
-                "attention_mask".into(),
-                TensorRef::from_array_view((shape, mask.as_slice()))
-                    .map_err(run_error)?
-                    .into(),
-            ));
-        }
-        if self.feeds_token_type_ids {
-            inputs.push((
-                "token_type_ids".into(),
-                Tensor::from_array((shape, type_ids))
-                    .map_err(run_error)?
-                    .into(),
-            ));
-        }
-        let mut session = self.session.lock();
-        let run_started = Instant::now();
-        let outputs = session.run(inputs).map_err(run_error)?;
-        add_elapsed(&self.counters.inference_ns, run_started);
-        let (out_shape, data) = outputs[self.output_name.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(run_error)?;
-        match (&self.files.head, self.output) {
-            (Some(head), GraphOutput::ClsHiddenState) => {
-                let hidden = head.hidden_size;
-                self.check_returned_shape(&out_shape, &[rows, hidden])?;
-                Ok(data[..rows * hidden]
-                    .chunks_exact(hidden)
-                    .map(|cls| head.forward(cls))
-                    .collect())
-            }
-            (Some(head), _) => {
-                let hidden = head.hidden_size;
-                self.check_returned_shape(&out_shape, &[rows, seq, hidden])?;
-                let mut pooled = Vec::with_capacity(hidden);
-                Ok((0..rows)
-                    .map(|r| {
-                        let states = &data[r * seq * hidden..(r + 1) * seq * hidden];
-                        head.pool(states, &mask[r * seq..(r + 1) * seq], &mut pooled);
-                        head.forward(&pooled)
-                    })
-                    .collect())
-            }
-            (None, _) => {
-                if out_shape.len() != 2 || out_shape[0] as usize != rows || out_shape[1] != 1 {
-                    return Err(EngineError::external(format!(
-                        "{} returned logits of shape {:?}, expected [{rows}, 1]",
-                        quoted(self.files.onnx.display()),
-                        &out_shape[..]
-                    )));
+        let read =
+            |out_shape: &[i64], data: &[f32], mask: &[i64]| match (&self.files.head, self.output) {
+                (Some(head), GraphOutput::ClsHiddenState) => {
+                    let hidden = head.hidden_size;
+                    self.check_returned_shape(out_shape, &[rows, hidden])?;
+                    Ok(data[..rows * hidden]
+                        .chunks_exact(hidden)
+                        .map(|cls| head.forward_vec(cls))
+                        .collect())
                 }
-                Ok(data[..rows].to_vec())
-            }
-        }
+                (Some(head), _) => {
+                    let hidden = head.hidden_size;
+                    self.check_returned_shape(out_shape, &[rows, seq, hidden])?;
+                    let mut pooled = Vec::with_capacity(hidden * head.pooling.len());
+                    Ok((0..rows)
+                        .map(|r| {
+                            let states = &data[r * seq * hidden..(r + 1) * seq * hidden];
+                            let mask = &mask[r * seq..(r + 1) * seq];
+                            head.pool(states, mask, prompt_tokens, &mut pooled);
+                            head.forward_vec(&pooled)
+                        })
+                        .collect())
+                }
+                (None, _) => {
+                    if out_shape.len() != 2 || out_shape[0] as usize != rows || out_shape[1] != 1 {
+                        return Err(EngineError::external(format!(
+                            "{} returned logits of shape {:?}, expected [{rows}, 1]",
+                            quoted(self.files.onnx.display()),
+                            out_shape
+                        )));
+                    }
+                    Ok(data[..rows].iter().map(|l| vec![*l]).collect())
+                }
+            };
+        let (rows, run_ns) =
+            self.session
+                .run(batch, self.tokenizer.pad_id(), &self.output_name, read)?;
+        self.counters
+            .inference_ns
+            .fetch_add(run_ns, Ordering::Relaxed);
+        Ok(rows)
     }
 }
 
-/// ONNX metadata the export tool writes into int8 graphs: "7-bit" or "full-range" weights.
-pub const INT8_WEIGHTS_KEY: &str = "ettin.int8_weights";
+fn total_tokens(encoded: &[EncodedPair]) -> usize {
+    encoded.iter().map(|e| e.ids.len()).sum()
+}
 
-/// Full-range int8 weights are exact only where int8 matmuls accumulate in 32 bits (VNNI, AMX);
-/// ONNX Runtime's AVX2 kernels saturate on them and return wrong scores, so refuse the graph
-/// there rather than rank badly.
-pub fn check_int8_weights(
-    onnx_file: &str,
-    int8_weights: Option<&str>,
-    cpu: &CpuFeatures,
-) -> Result<()> {
-    if int8_weights == Some("full-range") && !cpu.int8_dot_product() {
-        return Err(EngineError::unsupported(format!(
-            "{} has full-range int8 weights, which this CPU ({}) cannot multiply exactly: it has no AVX512-VNNI, AVX-VNNI or AMX",
-            quoted(onnx_file),
-            if cpu.model.is_empty() { "unknown model" } else { cpu.model.as_str() },
-        ))
-        .with_hint("use the 7-bit variant (onnx/model_cls_int8.onnx from tools/export_model.py --int8), or the fp32 graph"));
-    }
-    Ok(())
+/// The error for an embedder given to rerank_score/ettin_rerank.
+pub fn not_a_cross_encoder(dir: &Path, layout_reason: &str) -> EngineError {
+    EngineError::unsupported(format!(
+        "model {} is an embedding model ({layout_reason}), not a cross-encoder",
+        quoted(dir.display()),
+    ))
+    .with_hint("embed texts with ettin_embed(); rerank with a cross-encoder such as cross-encoder/ettin-reranker-17m-v1")
+}
+
+/// The error for a cross-encoder given to ettin_embed.
+pub fn not_an_embedder(dir: &Path, layout_reason: &str) -> EngineError {
+    EngineError::unsupported(format!(
+        "model {} is a cross-encoder ({layout_reason}), not an embedding model",
+        quoted(dir.display()),
+    ))
+    .with_hint("score (query, document) pairs with rerank_score() or ettin_rerank(); embed with a SentenceTransformer model such as sentence-transformers/static-retrieval-mrl-en-v1")
 }
 
 /// The graph's outputs disagree with the layout the model's files describe (say, a `logits`
 /// graph under a Pooling chain): one error that names both.
 fn layout_mismatch(files: &ModelFiles, wanted: &[&str], outputs: &[&str]) -> EngineError {
     let hint = match files.layout {
+        Layout::Embedding => "an embedding model needs the backbone graph (last_hidden_state): export it with tools/export_model.py --embedder",
         Layout::Modular => "a modular model needs the backbone graph (last_hidden_state): export it with tools/export_model.py; a graph with logits belongs to a classic model, whose modules.json has a lone Transformer module",
         Layout::Classic => "a classic cross-encoder needs a graph with the classification head (logits): export it with tools/export_model.py",
     };
     EngineError::external(format!(
-        "model {}: {} makes it a {} cross-encoder, which needs a graph output named {}, but {} outputs {outputs:?}",
+        "model {}: {} makes it a {} model, which needs a graph output named {}, but {} outputs {outputs:?}",
         quoted(files.dir.display()),
         files.layout_reason,
         files.layout.as_str(),
@@ -724,30 +622,4 @@ fn check_output_shape(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn full_range_int8_is_refused_only_without_an_int8_dot_product() {
-        let avx2 = CpuFeatures::parse("model name\t: AMD EPYC 7R32\nflags\t\t: avx2 fma\n");
-        let vnni = CpuFeatures::parse(
-            "model name\t: AMD EPYC 9R14\nflags\t\t: avx2 avx512f avx512_vnni\n",
-        );
-        let amx = CpuFeatures::parse("model name\t: Xeon\nflags\t\t: avx2 amx_tile amx_int8\n");
-        let e = check_int8_weights("onnx/model_cls_int8_vnni.onnx", Some("full-range"), &avx2)
-            .unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Unsupported);
-        assert!(
-            e.message.contains("AMD EPYC 7R32") && e.message.contains("model_cls_int8_vnni.onnx"),
-            "{e}"
-        );
-        assert!(e.hint.unwrap().contains("7-bit"));
-        assert!(check_int8_weights("x.onnx", Some("full-range"), &vnni).is_ok());
-        assert!(check_int8_weights("x.onnx", Some("full-range"), &amx).is_ok());
-        assert!(check_int8_weights("x.onnx", Some("7-bit"), &avx2).is_ok());
-        assert!(check_int8_weights("x.onnx", None, &avx2).is_ok());
-    }
 }

@@ -1,5 +1,6 @@
-//! sentence-transformers modules.json: which modules a model has, and the scoring head's
-//! weights (Pooling → Dense → LayerNorm → Dense) read from each module's safetensors.
+//! sentence-transformers modules.json: which modules a model has, and the weights of the modules
+//! after the backbone (Pooling → Dense / LayerNorm / Normalize), read from each module's
+//! safetensors: a CrossEncoder's scoring head or an embedder's pooling chain.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -19,7 +20,11 @@ fn module_kind(type_path: &str) -> Option<&str> {
         return None;
     }
     let name = type_path.rsplit('.').next()?;
-    matches!(name, "Transformer" | "Pooling" | "Dense" | "LayerNorm").then_some(name)
+    matches!(
+        name,
+        "Transformer" | "Pooling" | "Dense" | "LayerNorm" | "Normalize"
+    )
+    .then_some(name)
 }
 
 /// What the Transformer module's `sentence_bert_config.json` says (keys of every version).
@@ -58,7 +63,8 @@ impl TransformerConfig {
 /// What a modules.json describes.
 #[derive(Debug, Clone)]
 pub enum Modules {
-    /// Transformer → Pooling → Dense/LayerNorm …: a backbone whose head ettin applies.
+    /// Transformer → Pooling → Dense/LayerNorm/Normalize …: a backbone whose head ettin applies
+    /// (ending in one logit: a CrossEncoder; in a vector: an embedder).
     Chain {
         transformer: TransformerConfig,
         head: Head,
@@ -76,7 +82,7 @@ pub fn read_modules(dir: &Path, modules_path: &Path, config: &Value) -> Result<M
             quoted(modules_path.display())
         ))
     })?;
-    let mut pooling: Option<Pooling> = None;
+    let mut pooling: Option<(Vec<Pooling>, bool)> = None;
     let mut layers = Vec::new();
     let mut transformer = TransformerConfig::default();
     let mut hidden_size = config
@@ -93,7 +99,7 @@ pub fn read_modules(dir: &Path, modules_path: &Path, config: &Value) -> Result<M
                 quoted(dir.display()),
                 quoted(type_path)
             ))
-            .with_hint("ettin supports Transformer, Pooling, Dense and LayerNorm modules; export another head with tools/export_model.py")
+            .with_hint("ettin supports Transformer, Pooling, Dense, LayerNorm and Normalize modules (and a lone StaticEmbedding)")
         })?;
         match (position, kind) {
             (0, "Transformer") => transformer = TransformerConfig::read(&module_dir)?,
@@ -115,6 +121,7 @@ pub fn read_modules(dir: &Path, modules_path: &Path, config: &Value) -> Result<M
                 }
             }
             (_, "Dense") => layers.push(Layer::Dense(read_dense(&module_dir)?)),
+            (_, "Normalize") => layers.push(Layer::Normalize),
             (_, _) => layers.push(Layer::LayerNorm(read_layer_norm(&module_dir)?)),
         }
         if position > 0 && kind != "Pooling" && pooling.is_none() {
@@ -127,7 +134,7 @@ pub fn read_modules(dir: &Path, modules_path: &Path, config: &Value) -> Result<M
     if modules.len() == 1 {
         return Ok(Modules::LoneTransformer(transformer));
     }
-    let pooling = pooling.ok_or_else(|| {
+    let (pooling, include_prompt) = pooling.ok_or_else(|| {
         EngineError::unsupported(format!(
             "model {}: modules.json has no Pooling module",
             quoted(dir.display())
@@ -141,6 +148,7 @@ pub fn read_modules(dir: &Path, modules_path: &Path, config: &Value) -> Result<M
     })?;
     let head = Head {
         pooling,
+        include_prompt,
         hidden_size,
         layers,
     };
@@ -163,44 +171,58 @@ pub(crate) fn resolve_module_dir(dir: &Path, rel: &str) -> Result<PathBuf> {
     Ok(dir.join(path))
 }
 
-fn read_pooling(cfg: &Value, module_dir: &Path) -> Result<Pooling> {
-    // sentence-transformers 6 writes "pooling_mode": "cls"; earlier versions one flag per mode.
-    let mode = match cfg.get("pooling_mode").and_then(Value::as_str) {
-        Some(mode) => mode.to_owned(),
-        None => {
+/// The pooling modes (in concatenation order) and include_prompt of a Pooling config.
+fn read_pooling(cfg: &Value, module_dir: &Path) -> Result<(Vec<Pooling>, bool)> {
+    // sentence-transformers 6 writes "pooling_mode": "cls" (or a list); earlier versions one flag
+    // per mode, concatenated in this order (no flag set means mean).
+    let names: Vec<String> = match cfg.get("pooling_mode") {
+        Some(Value::String(mode)) => vec![mode.clone()],
+        Some(Value::Array(modes)) => modes
+            .iter()
+            .map(|m| m.as_str().unwrap_or("?").to_owned())
+            .collect(),
+        _ => {
             let flags = [
-                "cls_token",
-                "mean_tokens",
-                "max_tokens",
-                "mean_sqrt_len_tokens",
-                "weightedmean_tokens",
-                "lasttoken",
+                ("cls_token", "cls"),
+                ("max_tokens", "max"),
+                ("mean_tokens", "mean"),
+                ("mean_sqrt_len_tokens", "mean_sqrt_len_tokens"),
+                ("weightedmean_tokens", "weightedmean"),
+                ("lasttoken", "lasttoken"),
             ];
-            let on: Vec<&str> = flags
+            let on: Vec<String> = flags
                 .iter()
-                .filter(|f| {
+                .filter(|(f, _)| {
                     cfg.get(format!("pooling_mode_{f}"))
                         .and_then(Value::as_bool)
                         .unwrap_or(false)
                 })
-                .copied()
+                .map(|(_, mode)| (*mode).to_owned())
                 .collect();
-            match on.as_slice() {
-                ["cls_token"] => "cls".to_owned(),
-                ["mean_tokens"] => "mean".to_owned(),
-                _ => on.join("+"),
+            if on.is_empty() {
+                vec!["mean".to_owned()]
+            } else {
+                on
             }
         }
     };
-    match mode.as_str() {
-        "cls" => Ok(Pooling::Cls),
-        "mean" => Ok(Pooling::Mean),
-        other => Err(EngineError::unsupported(format!(
-            "pooling mode {other_q} in {} is not supported (cls and mean are)",
-            quoted(module_dir.display()),
-            other_q = quoted(&other)
-        ))),
-    }
+    let modes = names
+        .iter()
+        .map(|name| {
+            Pooling::from_name(name).ok_or_else(|| {
+                EngineError::unsupported(format!(
+                    "pooling mode {} in {} is not supported (cls, mean, max, mean_sqrt_len_tokens and lasttoken are)",
+                    quoted(name),
+                    quoted(module_dir.display()),
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let include_prompt = cfg
+        .get("include_prompt")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    Ok((modes, include_prompt))
 }
 
 /// Load float32 tensors from a module's model.safetensors.
@@ -399,7 +421,14 @@ mod tests {
             module_kind("sentence_transformers.base.modules.Dense"),
             Some("Dense")
         );
-        assert_eq!(module_kind("sentence_transformers.models.Normalize"), None);
+        assert_eq!(
+            module_kind("sentence_transformers.models.Normalize"),
+            Some("Normalize")
+        );
+        assert_eq!(
+            module_kind("sentence_transformers.models.StaticEmbedding"),
+            None
+        );
         assert_eq!(module_kind("my_package.Dense"), None);
     }
 }

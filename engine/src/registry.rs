@@ -6,15 +6,74 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::embed::{static_module_dir, StaticEmbedder};
 use crate::error::Result;
-use crate::model::{LoadOptions, Model, ModelKey};
+use crate::model::{not_a_cross_encoder, EmbedOptions, LoadOptions, Model, ModelKey, ModelStatus};
 use crate::runtime::Runtime;
+
+/// A loaded model of either kind: ONNX (cross-encoders, transformer embedders) or a
+/// StaticEmbedding table, which needs no ONNX Runtime at all.
+#[derive(Clone)]
+pub enum Loaded {
+    Onnx(Arc<Model>),
+    Static(Arc<StaticEmbedder>),
+}
+
+impl Loaded {
+    /// The ONNX model, for scoring; a StaticEmbedding model is refused as not a cross-encoder.
+    pub fn cross_encoder(&self) -> Result<&Arc<Model>> {
+        match self {
+            Loaded::Onnx(model) => Ok(model),
+            Loaded::Static(s) => Err(not_a_cross_encoder(
+                &s.dir,
+                "modules.json: a lone StaticEmbedding module",
+            )),
+        }
+    }
+
+    /// Embed texts with whichever kind this is (a cross-encoder is refused).
+    pub fn embed(
+        &self,
+        texts: &[&str],
+        options: &EmbedOptions,
+        between_batches: &mut dyn FnMut(),
+    ) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Loaded::Onnx(model) => model.embed(texts, options, between_batches),
+            Loaded::Static(s) => s.embed(texts, options, between_batches),
+        }
+    }
+
+    pub fn status(&self, name: &str) -> ModelStatus {
+        match self {
+            Loaded::Onnx(model) => model.status(name),
+            Loaded::Static(s) => s.status(name),
+        }
+    }
+
+    /// How the load went, for the server log: "<file> on <device> (<why>) in <ms> ms".
+    pub fn describe_load(&self) -> String {
+        match self {
+            Loaded::Onnx(m) => format!(
+                "{} on {} ({}) in {:.0} ms",
+                crate::quoted(m.files.onnx.display()),
+                m.device(),
+                m.device_reason,
+                m.load_ms
+            ),
+            Loaded::Static(s) => format!(
+                "StaticEmbedding, {} dimensions, in {:.0} ms (no ONNX Runtime)",
+                s.dim, s.load_ms
+            ),
+        }
+    }
+}
 
 struct Entry {
     dir: PathBuf,
     key: ModelKey,
     name: String,
-    model: Arc<Model>,
+    model: Loaded,
 }
 
 static MODELS: Mutex<Vec<Entry>> = parking_lot::const_mutex(Vec::new());
@@ -23,14 +82,15 @@ static MODELS: Mutex<Vec<Entry>> = parking_lot::const_mutex(Vec::new());
 static LOADING: Mutex<()> = parking_lot::const_mutex(());
 
 /// The cached model for `dir` and these options, loading it on first use (then `on_load` sees
-/// it, e.g. to log the device). `name` is how the caller named it.
+/// it, e.g. to log the device). `name` is how the caller named it. `runtime` is asked for only
+/// when an ONNX model loads: a StaticEmbedding model needs no ONNX Runtime library.
 pub fn get_or_load(
-    runtime: &Runtime,
+    runtime: impl FnOnce() -> Result<&'static Runtime>,
     name: &str,
     dir: &Path,
     options: LoadOptions,
-    on_load: impl FnOnce(&Model),
-) -> Result<Arc<Model>> {
+    on_load: impl FnOnce(&Loaded),
+) -> Result<Loaded> {
     let key = options.cache_key();
     if let Some(model) = cached(dir, &key) {
         return Ok(model);
@@ -40,31 +100,35 @@ pub fn get_or_load(
         // Another thread loaded it while this one waited.
         return Ok(model);
     }
-    let model = Arc::new(Model::load(runtime, dir, options)?);
+    let model = if static_module_dir(dir)?.is_some() {
+        Loaded::Static(Arc::new(StaticEmbedder::load(dir)?))
+    } else {
+        Loaded::Onnx(Arc::new(Model::load(runtime()?, dir, options)?))
+    };
     on_load(&model);
     MODELS.lock().push(Entry {
         dir: dir.to_path_buf(),
         key,
         name: name.to_owned(),
-        model: Arc::clone(&model),
+        model: model.clone(),
     });
     Ok(model)
 }
 
-fn cached(dir: &Path, key: &ModelKey) -> Option<Arc<Model>> {
+fn cached(dir: &Path, key: &ModelKey) -> Option<Loaded> {
     MODELS
         .lock()
         .iter()
         .find(|e| e.dir == dir && e.key == *key)
-        .map(|e| Arc::clone(&e.model))
+        .map(|e| e.model.clone())
 }
 
 /// Every model loaded in this process with the name it was first asked for, in load order.
-pub fn loaded_named() -> Vec<(String, Arc<Model>)> {
+pub fn loaded_named() -> Vec<(String, Loaded)> {
     MODELS
         .lock()
         .iter()
-        .map(|e| (e.name.clone(), Arc::clone(&e.model)))
+        .map(|e| (e.name.clone(), e.model.clone()))
         .collect()
 }
 

@@ -6,6 +6,9 @@
 //! Wire format: each message is a 4-byte big-endian length and that many bytes of JSON. A client
 //! sends one request per connection and reads one response; closing the connection early cancels
 //! the request (its queued pairs are dropped).
+//!
+//! Embedding requests run on the worker's copy of the model too, each in its own connection's
+//! thread (batched within the request, not across requests).
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -20,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::BatchLimits;
 use crate::error::{EngineError, ErrorKind, Result};
-use crate::model::{LoadOptions, Model, ModelStatus, ScoreOptions};
-use crate::registry;
+use crate::model::{EmbedOptions, LoadOptions, Model, ModelStatus, ScoreOptions};
+use crate::registry::{self, Loaded};
 use crate::runtime::Runtime;
 use crate::tokenize::EncodedPair;
 
@@ -34,7 +37,17 @@ const MAX_MESSAGE: usize = 256 << 20;
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
     Score(ScoreRequest),
+    Embed(EmbedRequest),
     Status,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmbedRequest {
+    pub name: String,
+    pub dir: PathBuf,
+    pub onnx_file: Option<String>,
+    pub options: EmbedOptions,
+    pub texts: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +65,7 @@ pub struct ScoreRequest {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
     Scores(Vec<f32>),
+    Embeddings(Vec<Vec<f32>>),
     Error(EngineError),
     Status(WorkerStatus),
 }
@@ -170,6 +184,22 @@ pub fn score(socket: &Path, request: ScoreRequest, between: &mut dyn FnMut()) ->
     }
 }
 
+/// Embed through the worker: the same vectors as `Loaded::embed` in this process.
+pub fn embed(
+    socket: &Path,
+    request: EmbedRequest,
+    between: &mut dyn FnMut(),
+) -> Result<Vec<Vec<f32>>> {
+    let expected = request.texts.len();
+    match call(socket, &Request::Embed(request), between)? {
+        Response::Embeddings(vectors) if vectors.len() == expected => Ok(vectors),
+        Response::Error(e) => Err(e),
+        other => Err(EngineError::external(format!(
+            "the inference worker answered with something unexpected: {other:?}"
+        ))),
+    }
+}
+
 pub fn status(socket: &Path) -> Result<WorkerStatus> {
     match call(socket, &Request::Status, &mut || {})? {
         Response::Status(v) => Ok(v),
@@ -211,7 +241,6 @@ struct Item {
 
 /// One model's queue of pairs waiting for inference, shared by every request for that model.
 struct ModelQueue {
-    name: String,
     model: Arc<Model>,
     queue: Mutex<VecDeque<Item>>,
     ready: Condvar,
@@ -262,6 +291,16 @@ impl Server {
         };
         let response = match request {
             Request::Status => Response::Status(self.status()),
+            Request::Embed(req) => {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                self.active.fetch_add(1, Ordering::Relaxed);
+                let r = self.embed(req);
+                self.active.fetch_sub(1, Ordering::Relaxed);
+                match r {
+                    Ok(vectors) => Response::Embeddings(vectors),
+                    Err(e) => Response::Error(e),
+                }
+            }
             Request::Score(req) => {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 self.active.fetch_add(1, Ordering::Relaxed);
@@ -277,22 +316,38 @@ impl Server {
         let _ = write_message(&mut stream, &response);
     }
 
-    /// The model's queue (and inference thread), loading the model on first use.
-    fn queue_for(&self, req: &ScoreRequest) -> Result<Arc<ModelQueue>> {
+    /// The worker's copy of a model, loading it on first use.
+    fn load(&self, name: &str, dir: &Path, onnx_file: Option<String>) -> Result<Loaded> {
         let options = LoadOptions {
-            onnx_file: req.onnx_file.clone(),
+            onnx_file,
             ..self.config.load.clone()
         };
-        let model = registry::get_or_load(self.runtime, &req.name, &req.dir, options, |m| {
-            eprintln!(
-                "ettin-inferd: loaded {} ({}) on {} ({}) in {:.0} ms",
-                crate::quoted(&req.name),
-                crate::quoted(m.files.onnx.display()),
-                m.device(),
-                m.device_reason,
-                m.load_ms
-            )
-        })?;
+        registry::get_or_load(
+            || Ok(self.runtime),
+            name,
+            dir,
+            options,
+            |m| {
+                eprintln!(
+                    "ettin-inferd: loaded {}: {}",
+                    crate::quoted(name),
+                    m.describe_load()
+                )
+            },
+        )
+    }
+
+    /// Embed one request's texts on the worker's copy of the model.
+    fn embed(&self, req: EmbedRequest) -> Result<Vec<Vec<f32>>> {
+        let model = self.load(&req.name, &req.dir, req.onnx_file.clone())?;
+        let texts: Vec<&str> = req.texts.iter().map(String::as_str).collect();
+        model.embed(&texts, &req.options, &mut || {})
+    }
+
+    /// The model's queue (and inference thread), loading the model on first use.
+    fn queue_for(&self, req: &ScoreRequest) -> Result<Arc<ModelQueue>> {
+        let loaded = self.load(&req.name, &req.dir, req.onnx_file.clone())?;
+        let model = Arc::clone(loaded.cross_encoder()?);
         let mut queues = self.queues.lock();
         if let Some(q) = queues.iter().find(|q| Arc::ptr_eq(&q.model, &model)) {
             return Ok(Arc::clone(q));
@@ -302,7 +357,6 @@ impl Server {
             max_tokens: 0,
         });
         let queue = Arc::new(ModelQueue {
-            name: req.name.clone(),
             model,
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
@@ -380,13 +434,21 @@ impl Server {
     }
 
     fn status(&self) -> WorkerStatus {
-        let models = self
-            .queues
-            .lock()
-            .iter()
-            .map(|q| ModelStatus {
-                queued_pairs: q.queued_pairs.load(Ordering::Relaxed),
-                ..q.model.status(&q.name)
+        let queues = self.queues.lock();
+        let models = registry::loaded_named()
+            .into_iter()
+            .map(|(name, loaded)| {
+                let queued = match &loaded {
+                    Loaded::Onnx(m) => queues
+                        .iter()
+                        .find(|q| Arc::ptr_eq(&q.model, m))
+                        .map_or(0, |q| q.queued_pairs.load(Ordering::Relaxed)),
+                    Loaded::Static(_) => 0,
+                };
+                ModelStatus {
+                    queued_pairs: queued,
+                    ..loaded.status(&name)
+                }
             })
             .collect();
         WorkerStatus {

@@ -1,4 +1,4 @@
-//! Pair encoding with the model's own tokenizer.json. Whatever truncation or padding the file
+//! Pair (cross-encoder) and single-text (embedder) encoding with the model's own tokenizer.json. Whatever truncation or padding the file
 //! carries is ignored (ModernBERT's says truncate at 7999): ettin sets LongestFirst truncation at
 //! the requested max_length (special tokens included) and pads per batch itself.
 
@@ -15,7 +15,7 @@ use tokenizers::{
 use crate::error::{EngineError, Result};
 use crate::quote::quoted;
 
-/// One encoded (query, document) pair. Kept as u32 (what the tokenizer produces) until a batch
+/// One encoded (query, document) pair, or one text. Kept as u32 (what the tokenizer produces) until a batch
 /// is assembled, so thousands of encoded documents take half the memory of int64 tensors.
 #[derive(Debug, Clone, Default)]
 pub struct EncodedPair {
@@ -144,5 +144,44 @@ impl PairTokenizer {
                 })
             })
             .collect()
+    }
+
+    /// Encode single texts with the tokenizer's single-sequence template (special tokens
+    /// included), truncated to `max_length` tokens: what sentence-transformers' Transformer
+    /// module does for an embedder at its max_seq_length.
+    pub fn encode_texts(&self, texts: &[&str], max_length: usize) -> Result<Vec<EncodedPair>> {
+        let tokenizer = self.configured(max_length)?;
+        texts
+            .iter()
+            .map(|t| {
+                let encoding = tokenizer
+                    .encode_fast(EncodeInput::Single((*t).into()), true)
+                    .map_err(|e| {
+                        EngineError::external("the tokenizer failed on a text").with_detail(e)
+                    })?;
+                Ok(EncodedPair {
+                    ids: encoding.get_ids().to_vec(),
+                    type_ids: encoding.get_type_ids().to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// How many leading tokens of `prompt + text` are the prompt's, as sentence-transformers
+    /// counts them for `include_prompt = false`: the prompt encoded alone, less a trailing
+    /// special token ([SEP]); the leading [CLS] counts as prompt.
+    pub fn prompt_length(&self, prompt: &str, max_length: usize) -> Result<usize> {
+        let encoded = self.encode_texts(&[prompt], max_length)?;
+        let ids = &encoded[0].ids;
+        let special = |id: u32| {
+            self.base
+                .get_added_tokens_decoder()
+                .get(&id)
+                .is_some_and(|t| t.special)
+        };
+        Ok(match ids.last() {
+            Some(last) if special(*last) => ids.len() - 1,
+            _ => ids.len(),
+        })
     }
 }

@@ -308,7 +308,7 @@ fn older_sentence_transformers_module_layout_scores_the_same() {
 }
 
 #[test]
-fn mean_pooling_is_supported_and_changes_scores() {
+fn mean_pooling_is_supported_and_changes_scores_weightedmean_is_refused() {
     let (_t, dir) = copy_fixture("modular");
     edit(
         &dir.join("1_Pooling/config.json"),
@@ -329,9 +329,11 @@ fn mean_pooling_is_supported_and_changes_scores() {
     edit(
         &dir.join("1_Pooling/config.json"),
         "\"pooling_mode\": \"cls\"",
-        "\"pooling_mode\": \"max\"",
+        "\"pooling_mode\": \"weightedmean\"",
     );
-    assert_eq!(load_err(&dir).kind, ErrorKind::Unsupported);
+    let e = load_err(&dir);
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert!(e.message.contains("weightedmean"), "{e}");
 }
 
 fn load_with_file(dir: &Path, onnx_file: &str) -> ettin_engine::Result<Model> {
