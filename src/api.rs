@@ -3,7 +3,6 @@
 use std::cell::RefCell;
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use ettin_engine::cpu::CpuFeatures;
 use ettin_engine::hub::{self, DownloadObserver};
@@ -13,7 +12,7 @@ use ettin_engine::runtime::{self, Runtime, DEFAULT_LIBRARY_NAME};
 use ettin_engine::shared::{self, ScoreRequest};
 use ettin_engine::{
     capped_max_length, quoted, resolve_model_dir, ActivationChoice, BatchLimits, CudaOptions,
-    DeviceChoice, EngineError, LoadOptions, Model, ScoreOptions,
+    DeviceChoice, EngineError, LoadOptions, Loaded, ScoreOptions,
 };
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -43,6 +42,32 @@ fn runtime() -> &'static Runtime {
     runtime::load(&onnxruntime_library_path()).or_raise()
 }
 
+/// Which function family asks for a model: it decides the default model and graph settings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Task {
+    /// rerank_score / ettin_rerank: ettin.model, ettin.onnx_file.
+    Rerank,
+    /// ettin_embed: ettin.embed_model, ettin.embed_onnx_file.
+    Embed,
+}
+
+impl Task {
+    fn default_model(self) -> String {
+        match self {
+            Task::Rerank => guc::string(&guc::MODEL),
+            Task::Embed => guc::string(&guc::EMBED_MODEL),
+        }
+    }
+
+    pub(crate) fn onnx_file(self) -> Option<String> {
+        let setting = match self {
+            Task::Rerank => &guc::ONNX_FILE,
+            Task::Embed => &guc::EMBED_ONNX_FILE,
+        };
+        Some(guc::string(setting)).filter(|f| !f.is_empty())
+    }
+}
+
 /// Download progress as NOTICEs; cancel checks while waiting and between files.
 struct SqlObserver;
 
@@ -60,32 +85,32 @@ fn is_superuser() -> bool {
     unsafe { pg_sys::superuser() }
 }
 
-/// Fetch `name` from the Hub into ettin.model_dir.
-fn download_model(root: &Path, name: &str) -> PathBuf {
+/// Fetch `name` (and `onnx_file` if not the default graph) from the Hub into ettin.model_dir.
+fn download_model(root: &Path, name: &str, onnx_file: Option<&str>) -> PathBuf {
     hub::download(
         root,
         &guc::string(&guc::HUB_ENDPOINT),
         name,
-        onnx_file_setting().as_deref(),
+        onnx_file,
         &mut SqlObserver,
     )
     .or_raise()
 }
 
-fn shared_inference() -> bool {
+pub(crate) fn shared_inference() -> bool {
     guc::INFERENCE.get() == guc::Inference::Shared
 }
 
-/// The named model (or `ettin.model`) and its directory; a missing one with a Hub id's shape is
-/// downloaded when ettin.allow_download lets this role trigger it (other missing names fall
-/// through to the loader's "directory does not exist").
-fn resolve_model(name: Option<&str>) -> (String, PathBuf) {
-    let default_name = guc::string(&guc::MODEL);
+/// The named model (or the task's default) and its directory; a missing one with a Hub id's
+/// shape is downloaded when ettin.allow_download lets this role trigger it (other missing names
+/// fall through to the loader's "directory does not exist").
+pub(crate) fn resolve_model(name: Option<&str>, task: Task) -> (String, PathBuf) {
+    let default_name = task.default_model();
     let name = name.unwrap_or(&default_name).to_owned();
     let name = name.as_str();
     let root = PathBuf::from(guc::string(&guc::MODEL_DIR));
     let mut dir = resolve_model_dir(&root, name).or_raise();
-    let wanted = onnx_file_setting();
+    let wanted = task.onnx_file();
     if (!dir.exists() || hub::lacks_variant(&dir, wanted.as_deref())) && hub::is_hub_id(name) {
         let allowed = match guc::ALLOW_DOWNLOAD.get() {
             guc::AllowDownload::Off => false,
@@ -93,7 +118,7 @@ fn resolve_model(name: Option<&str>) -> (String, PathBuf) {
             guc::AllowDownload::All => true,
         };
         if allowed {
-            dir = download_model(&root, name);
+            dir = download_model(&root, name, wanted.as_deref());
         } else if !dir.exists() {
             crate::error::raise(
                 EngineError::missing(format!("model {} is not in {}", quoted(name), quoted(root.display()))).with_hint(
@@ -108,15 +133,11 @@ fn resolve_model(name: Option<&str>) -> (String, PathBuf) {
     (name.to_owned(), dir)
 }
 
-fn onnx_file_setting() -> Option<String> {
-    Some(guc::string(&guc::ONNX_FILE)).filter(|f| !f.is_empty())
-}
-
 /// The named model loaded in this backend (once; later calls reuse it).
-fn model(name: Option<&str>) -> Arc<Model> {
-    let (name, dir) = resolve_model(name);
+pub(crate) fn model(name: Option<&str>, task: Task) -> Loaded {
+    let (name, dir) = resolve_model(name, task);
     let name = name.as_str();
-    let onnx_file = onnx_file_setting();
+    let onnx_file = task.onnx_file();
     let options = LoadOptions {
         intra_threads: guc::THREADS.get().max(0) as usize,
         spinning: guc::SPINNING.get(),
@@ -132,16 +153,19 @@ fn model(name: Option<&str>) -> Arc<Model> {
             memory_limit: guc::CUDA_MEMORY_LIMIT_MB.get().max(0) as usize * 1024 * 1024,
         },
     };
-    registry::get_or_load(runtime(), name, &dir, options, |m| {
-        pgrx::log!(
-            "ettin: model {} ({}) loaded on {} ({}) in {:.0} ms",
-            quoted(name),
-            quoted(m.files.onnx.display()),
-            m.device(),
-            m.device_reason,
-            m.load_ms
-        );
-    })
+    registry::get_or_load(
+        || Ok(runtime()),
+        name,
+        &dir,
+        options,
+        |m| {
+            pgrx::log!(
+                "ettin: model {} loaded: {}",
+                quoted(name),
+                m.describe_load()
+            );
+        },
+    )
     .or_raise()
 }
 
@@ -163,7 +187,7 @@ fn score_options() -> ScoreOptions {
 }
 
 /// This backend's current local transaction id: the scope of [`RECENT_CALLS`].
-fn local_transaction_id() -> u64 {
+pub(crate) fn local_transaction_id() -> u64 {
     // SAFETY: MyProc is this backend's PGPROC, set before any SQL function can run.
     unsafe {
         #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
@@ -239,18 +263,20 @@ fn score_documents_now(
         pgrx::check_for_interrupts!();
     };
     let scores = if shared_inference() {
-        let (name, dir) = resolve_model(model_name);
+        let (name, dir) = resolve_model(model_name, Task::Rerank);
         let request = ScoreRequest {
             name,
             dir,
-            onnx_file: onnx_file_setting(),
+            onnx_file: Task::Rerank.onnx_file(),
             options: score_options(),
             query: query.to_owned(),
             documents: pairs.iter().map(|(_, d)| (*d).to_owned()).collect(),
         };
         shared::score(&crate::worker::socket_path(), request, &mut check_cancel)
     } else {
-        model(model_name).score(&pairs, &score_options(), &mut check_cancel)
+        model(model_name, Task::Rerank)
+            .cross_encoder()
+            .and_then(|m| m.score(&pairs, &score_options(), &mut check_cancel))
     };
     let mut scores = scores.or_raise().into_iter();
     documents
@@ -281,6 +307,7 @@ fn ettin_info() -> JsonB {
             "worker": worker_status(),
             "model_dir": guc::string(&guc::MODEL_DIR),
             "model": guc::string(&guc::MODEL),
+            "embed_model": guc::string(&guc::EMBED_MODEL),
             "hub_endpoint": guc::string(&guc::HUB_ENDPOINT),
         }));
     }
@@ -296,6 +323,7 @@ fn ettin_info() -> JsonB {
         "device_setting": format!("{:?}", guc::DEVICE.get()).to_lowercase(),
         "model_dir": guc::string(&guc::MODEL_DIR),
         "model": guc::string(&guc::MODEL),
+        "embed_model": guc::string(&guc::EMBED_MODEL),
         "models_loaded": registry::loaded_count(),
         "hub_endpoint": guc::string(&guc::HUB_ENDPOINT),
     }))
@@ -318,7 +346,9 @@ fn ettin_download(model: &str) -> String {
         );
     }
     let root = PathBuf::from(guc::string(&guc::MODEL_DIR));
-    download_model(&root, model).display().to_string()
+    download_model(&root, model, Task::Rerank.onnx_file().as_deref())
+        .display()
+        .to_string()
 }
 
 /// Score one (query, document) pair. NULL query or document gives NULL.
@@ -412,7 +442,12 @@ fn ettin_models() -> TableIterator<
     let rows: Vec<_> = models
         .into_iter()
         .map(|m| {
-            let max_length = capped_max_length(max_length, m.length_limit);
+            // Embedders truncate at their own length (0: a StaticEmbedding model does not).
+            let max_length = match m.layout.as_str() {
+                "embedding" => m.length_limit.unwrap_or(512),
+                "static" => 0,
+                _ => capped_max_length(max_length, m.length_limit),
+            };
             let c = m.counters;
             (
                 m.name,

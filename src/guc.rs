@@ -9,6 +9,18 @@ use pgrx::PostgresGucEnum;
 pub static MODEL: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"cross-encoder/ettin-reranker-17m-v1"));
 
+/// Default embedding model when ettin_embed's `model` argument is NULL; resolved like
+/// `ettin.model`. The default is the StaticEmbedding retriever of the Ettin announcement.
+pub static EMBED_MODEL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"sentence-transformers/static-retrieval-mrl-en-v1"));
+
+/// Dimensions ettin_embed keeps (`encode(truncate_dim=...)` for Matryoshka models); 0 keeps all.
+pub static EMBED_DIM: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// The embedding model's ONNX graph, relative to its directory (e.g. an int8 variant); empty
+/// means onnx/model.onnx. Separate from ettin.onnx_file, which picks the reranker's graph.
+pub static EMBED_ONNX_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 /// Root directory that model names resolve under (`org/name` → `<model_dir>/org/name/`).
 /// Superuser-only: it decides which files the server reads.
 pub static MODEL_DIR: GucSetting<Option<CString>> =
@@ -138,6 +150,32 @@ pub fn register() {
         c"Default reranker model name.",
         c"Used when a function's model argument is NULL; resolved under ettin.model_dir.",
         &MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"ettin.embed_model",
+        c"Default embedding model name for ettin_embed.",
+        c"Used when ettin_embed's model argument is NULL; resolved under ettin.model_dir.",
+        &EMBED_MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ettin.embed_dim",
+        c"Dimensions ettin_embed keeps (0: all).",
+        c"sentence-transformers' truncate_dim: the first n dimensions, after normalization, for Matryoshka models.",
+        &EMBED_DIM,
+        0,
+        65535,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"ettin.embed_onnx_file",
+        c"ONNX graph of the embedding model, relative to its directory (empty: onnx/model.onnx).",
+        c"Selects a variant such as onnx/model_int8.onnx for transformer embedders; StaticEmbedding models have no graph.",
+        &EMBED_ONNX_FILE,
         GucContext::Userset,
         GucFlags::default(),
     );

@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 mod api;
+mod embed;
 mod error;
 mod guc;
 mod worker;

@@ -10,7 +10,9 @@ models=$ETTIN_CLUSTER_ROOT/models
 cluster="$repo/scripts/cluster.sh"
 
 rm -rf "$models" && mkdir -p "$models/ettin-test" "$models/broken"
-cp -r "$here/fixtures/models/modular" "$here/fixtures/models/classic" "$here/fixtures/models/classic-st6" "$models/ettin-test/"
+for fixture in modular classic classic-st6 static embed-bert embed-modernbert; do
+  cp -r "$here/fixtures/models/$fixture" "$models/ettin-test/"
+done
 broken() { cp -r "$here/fixtures/models/$1" "$models/broken/$2"; }
 broken modular no-tokenizer && rm "$models/broken/no-tokenizer/tokenizer.json"
 broken modular no-onnx && rm -r "$models/broken/no-onnx/onnx"
@@ -30,6 +32,14 @@ for hub_repo in modular classic concurrent classic-two no-onnx corrupt; do
   cp -r "$here/fixtures/models/$src" "$hub/hubtest/$hub_repo"
 done
 rm -r "$hub/hubtest/no-onnx/onnx"
+# Embedders as the Hub ships them: static-retrieval-mrl-en-v1 (0_StaticEmbedding/, no config.json)
+# and all-MiniLM-L6-v2 (a Normalize module whose folder does not exist).
+mkdir -p "$hub/hubtest/static/0_StaticEmbedding"
+cp "$here/fixtures/models/static/"{tokenizer.json,model.safetensors} "$hub/hubtest/static/0_StaticEmbedding/"
+cp "$here/fixtures/models/static/config_sentence_transformers.json" "$hub/hubtest/static/"
+echo '[{"idx": 0, "name": "0", "path": "0_StaticEmbedding", "type": "sentence_transformers.models.StaticEmbedding"}]' \
+  > "$hub/hubtest/static/modules.json"
+cp -r "$here/fixtures/models/embed-bert" "$hub/hubtest/embed-bert" && rmdir "$hub/hubtest/embed-bert/2_Normalize"
 HUB_PORT=${ETTIN_HUB_PORT:-54340}
 python3 "$here/hub_server.py" "$hub" "$HUB_PORT" 2>"$ETTIN_CLUSTER_ROOT/hub_server.log" &
 HUB_PID=$!

@@ -142,7 +142,8 @@ pub fn download(
     Ok(target)
 }
 
-/// The files ettin reads, derived from modules.json (modular) or the classic layout.
+/// The files ettin reads, derived from modules.json (modular rerankers, embedders, a
+/// StaticEmbedding model) or the classic layout.
 fn needed_files(
     repo: &ApiRepo,
     endpoint: &str,
@@ -151,32 +152,61 @@ fn needed_files(
     observer: &mut dyn DownloadObserver,
 ) -> Result<Vec<String>> {
     let mut files: Vec<String> = Vec::new();
-    // config.json doubles as the existence check: every transformers repo has it.
-    repo.get("config.json")
-        .map_err(|e| hub_error(endpoint, repo_id, "config.json", e))?;
+    let modules = optional(repo.get("modules.json"), endpoint, repo_id, "modules.json")?;
     observer.check_cancel();
-    match optional(repo.get("modules.json"), endpoint, repo_id, "modules.json")? {
-        Some(path) => {
-            files.push("modules.json".into());
-            let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
-            let modules: Value = serde_json::from_str(&text).map_err(|e| {
-                EngineError::external(format!("{repo_id}: modules.json is not valid JSON"))
-                    .with_detail(e)
-            })?;
-            for module in modules.as_array().into_iter().flatten() {
-                let dir = module.get("path").and_then(Value::as_str).unwrap_or("");
-                if dir.is_empty() {
-                    continue;
+    let mut static_embedding = false;
+    if let Some(path) = &modules {
+        files.push("modules.json".into());
+        let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
+        let modules: Value = serde_json::from_str(&text).map_err(|e| {
+            EngineError::external(format!("{repo_id}: modules.json is not valid JSON"))
+                .with_detail(e)
+        })?;
+        for module in modules.as_array().into_iter().flatten() {
+            let dir = module.get("path").and_then(Value::as_str).unwrap_or("");
+            let kind = module.get("type").and_then(Value::as_str).unwrap_or("");
+            let in_dir = |file: &str| match dir {
+                "" => file.to_owned(),
+                dir => format!("{dir}/{file}"),
+            };
+            match kind.rsplit('.').next().unwrap_or("") {
+                // A token-embedding table and its tokenizer: no ONNX graph, no config.json.
+                "StaticEmbedding" => {
+                    static_embedding = true;
+                    files.push(in_dir("tokenizer.json"));
+                    files.push(in_dir("model.safetensors"));
                 }
-                files.push(format!("{dir}/config.json"));
-                let weights = format!("{dir}/model.safetensors");
-                if optional(repo.get(&weights), endpoint, repo_id, &weights)?.is_some() {
-                    files.push(weights);
+                // The backbone's files are the root's (below); Normalize has no files (the Hub's
+                // all-MiniLM-L6-v2 has no 2_Normalize folder at all).
+                "Transformer" | "Normalize" => {}
+                _ if dir.is_empty() => {}
+                _ => {
+                    files.push(in_dir("config.json"));
+                    let weights = in_dir("model.safetensors");
+                    if optional(repo.get(&weights), endpoint, repo_id, &weights)?.is_some() {
+                        files.push(weights);
+                    }
                 }
             }
         }
-        None => {}
     }
+    if static_embedding {
+        if optional(
+            repo.get("config_sentence_transformers.json"),
+            endpoint,
+            repo_id,
+            "config_sentence_transformers.json",
+        )?
+        .is_some()
+        {
+            files.push("config_sentence_transformers.json".into());
+        }
+        files.dedup();
+        return Ok(files);
+    }
+    // config.json doubles as the existence check: every transformers repo has it.
+    repo.get("config.json")
+        .map_err(|e| hub_error(endpoint, repo_id, "config.json", e))?;
     files.push("config.json".into());
     files.push("tokenizer.json".into());
     for optional_file in [

@@ -60,3 +60,11 @@ SET ROLE ettin_user;
 SELECT pg_temp.assert(rerank_score('q', 'd', 'hubtest/classic-two') IS NOT NULL, 'allowed non-superuser download');
 RESET ROLE;
 DROP ROLE ettin_user;
+
+-- Embedders download the files their layout needs: a StaticEmbedding repo has no config.json
+-- and no ONNX graph; all-MiniLM-L6-v2 lists a Normalize module with no folder.
+SELECT pg_temp.assert(ettin_download('hubtest/static') LIKE '%/hubtest/static', 'StaticEmbedding download');
+SELECT pg_temp.assert(ettin_embed('free software', 'hubtest/static') = ettin_embed('free software', 'ettin-test/static'),
+  'downloaded StaticEmbedding (Hub layout) embeds like the fixture');
+SELECT pg_temp.assert(ettin_embed('free software', 'hubtest/embed-bert', 'query') = ettin_embed('free software', 'ettin-test/embed-bert', 'query'),
+  'transformer embedder downloaded on first use embeds like the fixture');

@@ -1,0 +1,205 @@
+//! The embedding functions: `ettin_embed` (one text, or an array as rows) and the
+//! `ettin_embed_table` backfill procedure. Settings in, engine call, vectors out.
+
+use std::cell::RefCell;
+
+use ettin_engine::memo::{CallKey, CallKeyDigest, CallMemo};
+use ettin_engine::shared::{self, EmbedRequest};
+use ettin_engine::{BatchLimits, EmbedOptions};
+use pgrx::prelude::*;
+
+use crate::api::{local_transaction_id, model, resolve_model, shared_inference, Task};
+use crate::error::OrRaise;
+use crate::guc;
+
+fn embed_options(prompt_name: Option<&str>) -> EmbedOptions {
+    EmbedOptions {
+        prompt_name: prompt_name.map(str::to_owned),
+        truncate_dim: guc::EMBED_DIM.get().max(0) as usize,
+        limits: BatchLimits {
+            max_pairs: guc::BATCH_SIZE.get() as usize,
+            max_tokens: guc::BATCH_TOKENS.get() as usize,
+        },
+        max_total_tokens: guc::MAX_TOKENS_PER_CALL.get() as usize,
+    }
+}
+
+thread_local! {
+    /// Vectors of this transaction's last calls: as for scores (api.rs), a statement that
+    /// evaluates the same constant call at plan time and in the executor embeds once.
+    static RECENT_EMBEDS: RefCell<CallMemo<Vec<Option<Vec<f32>>>>> =
+        const { RefCell::new(CallMemo::new(4)) };
+}
+
+/// Everything a call's vectors depend on: its inputs and the settings.
+fn call_key(
+    inputs: &[Option<&str>],
+    model_name: Option<&str>,
+    options: &EmbedOptions,
+) -> CallKeyDigest {
+    let mut key = CallKey::new("embed");
+    key.add(guc::string(&guc::MODEL_DIR).as_bytes())
+        .add(
+            model_name
+                .map_or_else(|| guc::string(&guc::EMBED_MODEL), str::to_owned)
+                .as_bytes(),
+        )
+        .add(guc::string(&guc::EMBED_ONNX_FILE).as_bytes())
+        .add(
+            format!(
+                "{options:?} {:?} {:?} {} {}",
+                guc::INFERENCE.get(),
+                guc::DEVICE.get(),
+                guc::CUDA_DEVICE_ID.get(),
+                guc::CUDA_TF32.get()
+            )
+            .as_bytes(),
+        );
+    for input in inputs {
+        key.add_optional(input.map(str::as_bytes));
+    }
+    key.into()
+}
+
+/// One vector per non-NULL input (NULL for NULL inputs), in input order.
+fn embed_inputs(
+    inputs: &[Option<&str>],
+    model_name: Option<&str>,
+    prompt_name: Option<&str>,
+) -> Vec<Option<Vec<f32>>> {
+    let options = embed_options(prompt_name);
+    let scope = local_transaction_id();
+    let key = call_key(inputs, model_name, &options);
+    if let Some(vectors) = RECENT_EMBEDS.with(|memo| memo.borrow_mut().get(scope, &key)) {
+        return vectors;
+    }
+    let texts: Vec<&str> = inputs.iter().flatten().copied().collect();
+    let mut check_cancel = || {
+        pgrx::check_for_interrupts!();
+    };
+    let vectors = if shared_inference() {
+        let (name, dir) = resolve_model(model_name, Task::Embed);
+        let request = EmbedRequest {
+            name,
+            dir,
+            onnx_file: Task::Embed.onnx_file(),
+            options,
+            texts: texts.iter().map(|t| (*t).to_owned()).collect(),
+        };
+        shared::embed(&crate::worker::socket_path(), request, &mut check_cancel)
+    } else {
+        model(model_name, Task::Embed).embed(&texts, &options, &mut check_cancel)
+    };
+    let mut vectors = vectors.or_raise().into_iter();
+    let out: Vec<Option<Vec<f32>>> = inputs
+        .iter()
+        .map(|i| i.and_then(|_| vectors.next()))
+        .collect();
+    RECENT_EMBEDS.with(|memo| memo.borrow_mut().put(scope, key, out.clone()));
+    out
+}
+
+/// The embedding of one text (`SentenceTransformer.encode(text, prompt_name=...)`, truncated to
+/// ettin.embed_dim); NULL text gives NULL. Casts to pgvector's `vector`.
+#[pg_extern(stable, parallel_safe, name = "ettin_embed")]
+fn ettin_embed_one(
+    input: Option<&str>,
+    model: default!(Option<&str>, "NULL"),
+    prompt_name: default!(Option<&str>, "NULL"),
+) -> Option<Vec<f32>> {
+    embed_inputs(&[Some(input?)], model, prompt_name)
+        .pop()
+        .flatten()
+}
+
+/// A row per non-NULL input: its 1-based position and embedding; batched like reranking.
+#[pg_extern(stable, parallel_safe, name = "ettin_embed")]
+fn ettin_embed_many(
+    inputs: Option<Array<&str>>,
+    model: default!(Option<&str>, "NULL"),
+    prompt_name: default!(Option<&str>, "NULL"),
+) -> TableIterator<'static, (name!(idx, i32), name!(embedding, Vec<f32>))> {
+    let Some(inputs) = inputs else {
+        return TableIterator::new(Vec::new());
+    };
+    let inputs: Vec<Option<&str>> = inputs.iter().collect();
+    let rows: Vec<(i32, Vec<f32>)> = embed_inputs(&inputs, model, prompt_name)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (i as i32 + 1, v)))
+        .collect();
+    TableIterator::new(rows)
+}
+
+// The backfill is a PL/pgSQL procedure: only a procedure called outside a transaction block
+// may COMMIT between batches, and PL/pgSQL gives that with the caller's rights and no C-level
+// transaction handling. Rows are picked with FOR UPDATE SKIP LOCKED, so several sessions may
+// backfill one table at once, and a re-run continues where a cancelled one stopped.
+pgrx::extension_sql!(
+    r#"
+CREATE PROCEDURE ettin_embed_table(
+    tbl regclass, source_column name, target_column name,
+    model text DEFAULT NULL, prompt_name text DEFAULT NULL, batch_size int DEFAULT 256)
+LANGUAGE plpgsql AS $proc$
+DECLARE
+  total bigint;
+  done bigint := 0;
+  n bigint;
+  started timestamptz := clock_timestamp();
+  secs float8;
+  rate float8;
+BEGIN
+  IF tbl IS NULL OR source_column IS NULL OR target_column IS NULL THEN
+    RAISE EXCEPTION 'ettin_embed_table: tbl, source_column and target_column must not be NULL'
+      USING ERRCODE = '22004', HINT = 'CALL ettin_embed_table(''passages'', ''body'', ''embedding'')';
+  END IF;
+  IF batch_size IS NULL OR batch_size < 1 THEN
+    RAISE EXCEPTION 'ettin_embed_table: batch_size must be at least 1, not %', coalesce(batch_size::text, 'NULL')
+      USING ERRCODE = '22023', HINT = 'the default, 256, suits most models';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = tbl AND attname = source_column AND attnum > 0 AND NOT attisdropped) THEN
+    RAISE EXCEPTION 'ettin_embed_table: table % has no column %', tbl, quote_ident(source_column)
+      USING ERRCODE = '42703', HINT = 'source_column names the text column to embed';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = tbl AND attname = target_column AND attnum > 0 AND NOT attisdropped) THEN
+    RAISE EXCEPTION 'ettin_embed_table: table % has no column %', tbl, quote_ident(target_column)
+      USING ERRCODE = '42703', HINT = 'add it first, e.g. ALTER TABLE ... ADD COLUMN embedding vector(384)';
+  END IF;
+  IF NOT has_column_privilege(tbl, target_column, 'UPDATE') OR NOT has_column_privilege(tbl, source_column, 'SELECT') THEN
+    RAISE EXCEPTION 'ettin_embed_table: permission denied to update %.% from %.%', tbl, quote_ident(target_column), tbl, quote_ident(source_column)
+      USING ERRCODE = '42501', HINT = 'the backfill runs with your rights: it needs SELECT on the source column and UPDATE on the target column';
+  END IF;
+  EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL', tbl, target_column, source_column)
+    INTO total;
+  RAISE NOTICE 'ettin_embed_table: % rows of % to embed into %', total, tbl, quote_ident(target_column);
+  LOOP
+    EXECUTE format($q$
+      WITH batch AS (
+        SELECT ctid AS tid, %1$I::text AS src FROM %2$s
+        WHERE %3$I IS NULL AND %1$I IS NOT NULL LIMIT %4$s FOR UPDATE SKIP LOCKED),
+      bundle AS (SELECT array_agg(tid) AS tids, array_agg(src) AS srcs FROM batch),
+      embedded AS (
+        SELECT bundle.tids[e.idx] AS tid, e.embedding
+        FROM bundle, @extschema@.ettin_embed(bundle.srcs, $1, $2) AS e)
+      UPDATE %2$s AS t SET %3$I = embedded.embedding FROM embedded WHERE t.ctid = embedded.tid
+      $q$, source_column, tbl, target_column, batch_size)
+      USING model, prompt_name;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    EXIT WHEN n = 0;
+    done := done + n;
+    COMMIT;
+    secs := greatest(extract(epoch FROM clock_timestamp() - started), 1e-6);
+    rate := done / secs;
+    RAISE NOTICE 'ettin_embed_table: % / % rows (% rows/s, % s left)',
+      done, total, round(rate::numeric, 1), round((greatest(total - done, 0) / rate)::numeric, 1);
+  END LOOP;
+  RAISE NOTICE 'ettin_embed_table: done, % rows in % s', done,
+    round(extract(epoch FROM clock_timestamp() - started)::numeric, 1);
+END
+$proc$;
+COMMENT ON PROCEDURE ettin_embed_table(regclass, name, name, text, text, int) IS
+  'Fill target_column with ettin_embed(source_column) where it is NULL, committing every batch_size rows; re-run to continue.';
+"#,
+    name = "ettin_embed_table",
+    requires = [ettin_embed_many],
+);

@@ -1,0 +1,50 @@
+-- ALTER EXTENSION ettin UPDATE from 0.1.0 (installed from its own frozen SQL, sql/ettin--0.1.0.sql)
+-- keeps a view that calls ettin_rerank working, and leaves exactly the objects of a fresh install
+-- of the new version: every member of the extension, each function's full definition (md5 of
+-- pg_get_functiondef) and comment.
+\set ON_ERROR_STOP 1
+\c postgres
+DROP DATABASE IF EXISTS ettin_upgrade;
+DROP DATABASE IF EXISTS ettin_fresh;
+CREATE DATABASE ettin_upgrade;
+CREATE DATABASE ettin_fresh;
+
+\c ettin_fresh
+CREATE EXTENSION ettin;
+CREATE VIEW pg_temp.members AS
+SELECT string_agg(line, E'\n' ORDER BY line) AS list, count(*) AS n
+FROM (SELECT pg_describe_object(classid, objid, 0)
+         || CASE WHEN classid = 'pg_proc'::regclass THEN ' ' || md5(pg_get_functiondef(objid)) ELSE '' END
+         || coalesce(' -- ' || obj_description(objid, classid::regclass::text), '') AS line
+      FROM pg_depend
+      WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+        AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ettin')) AS members;
+SELECT extversion AS fresh_version FROM pg_extension WHERE extname = 'ettin' \gset
+SELECT list AS fresh, n AS fresh_n FROM pg_temp.members \gset
+
+\c ettin_upgrade
+\ir _helpers.sql
+CREATE EXTENSION ettin VERSION '0.1.0';
+SELECT pg_temp.assert(NOT EXISTS (SELECT FROM pg_proc WHERE proname = 'ettin_embed'), '0.1.0 has no ettin_embed');
+CREATE VIEW best_license_passage AS
+SELECT * FROM ettin_rerank('free software', ARRAY['the license', 'a warranty'], 1, 'ettin-test/modular');
+SELECT score AS before FROM best_license_passage \gset
+ALTER EXTENSION ettin UPDATE;
+SELECT pg_temp.assert(extversion = :'fresh_version', 'updated to ' || :'fresh_version') FROM pg_extension WHERE extname = 'ettin';
+SELECT pg_temp.assert(score::text = :'before', 'the view that calls ettin_rerank still works') FROM best_license_passage;
+CREATE VIEW pg_temp.members AS
+SELECT string_agg(line, E'\n' ORDER BY line) AS list, count(*) AS n
+FROM (SELECT pg_describe_object(classid, objid, 0)
+         || CASE WHEN classid = 'pg_proc'::regclass THEN ' ' || md5(pg_get_functiondef(objid)) ELSE '' END
+         || coalesce(' -- ' || obj_description(objid, classid::regclass::text), '') AS line
+      FROM pg_depend
+      WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+        AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ettin')) AS members;
+SELECT pg_temp.assert(list = :'fresh', format(E'the updated extension differs from a fresh install:\n%s\n-- fresh:\n%s', list, :'fresh'))
+FROM pg_temp.members;
+SELECT pg_temp.assert(n = :fresh_n AND n >= 9, n || ' objects, as a fresh install') FROM pg_temp.members;
+SELECT pg_temp.assert(cardinality(ettin_embed('x', 'ettin-test/static')) = 32, 'the new functions work after the update');
+
+\c postgres
+DROP DATABASE ettin_upgrade;
+DROP DATABASE ettin_fresh;
