@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
-"""Turn a sentence-transformers CrossEncoder into a directory ettin loads, and check it.
+"""Turn a sentence-transformers CrossEncoder (or, with --embedder, a SentenceTransformer
+embedder) into a directory ettin loads, and check it.
 
   tools/export_model.py SOURCE OUT [--fp16] [--int8] [--max-length 512]
+  tools/export_model.py --embedder SOURCE OUT [--int8]
+
+--embedder: the model is saved as sentence-transformers 6 saves it (Pooling, Dense, Normalize
+configs and weights) and its Transformer alone is exported to onnx/model.onnx (input_ids,
+attention_mask[, token_type_ids] → last_hidden_state); the tool checks ONNX Runtime's
+last_hidden_state against torch's on sample texts (max |diff| ≤ 1e-4) and reports int8 variants.
 
 SOURCE is a local model directory or a Hub id (the Hub is only contacted for an id). Both layouts:
 
@@ -272,14 +279,63 @@ def write_int8(src: Path, dst: Path, full_range: bool = False) -> None:
     onnx.save(model, str(dst))
 
 
+SAMPLE_TEXTS = [text for pair in SAMPLE_PAIRS for text in pair]
+
+
+def export_embedder_onnx(model, path: Path) -> None:
+    """The Transformer module of a SentenceTransformer as a last_hidden_state graph."""
+    hf_model = model[0].auto_model.eval()
+    token_types = takes_token_type_ids(hf_model)
+    export_onnx(Backbone(hf_model, token_types), model[0].tokenizer, "last_hidden_state", path, token_types)
+
+
+def check_embedder_onnx(model, path: Path) -> float:
+    """Largest |difference| between ONNX Runtime's and torch's hidden states on SAMPLE_TEXTS
+    (real positions only), at the model's max_seq_length."""
+    hf_model = model[0].auto_model.eval()
+    tokenizer = model[0].tokenizer
+    feats = tokenizer(SAMPLE_TEXTS, padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    with torch.no_grad():
+        expected = hf_model(**{n: feats[n] for n in names}).last_hidden_state.numpy()
+    got = session.run(["last_hidden_state"], {n: feats[n].numpy() for n in names})[0]
+    mask = feats["attention_mask"].numpy().astype(bool)
+    return float(np.max(np.abs(got[mask] - expected[mask])))
+
+
+def main_embedder(args) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(args.source, device="cpu")
+    shutil.rmtree(args.out, ignore_errors=True)
+    model.save(str(args.out))
+    (args.out / "README.md").unlink(missing_ok=True)
+    onnx_path = args.out / "onnx" / "model.onnx"
+    export_embedder_onnx(model, onnx_path)
+    if args.int8:
+        write_int8(onnx_path, onnx_path.with_name("model_int8.onnx"))
+        write_int8(onnx_path, onnx_path.with_name("model_int8_vnni.onnx"), full_range=True)
+    for graph in sorted((args.out / "onnx").glob("*.onnx")):
+        diff = check_embedder_onnx(model, graph)
+        verdict = "ok" if diff <= 1e-4 else ("FAIL" if graph.name == "model.onnx" else "variant")
+        print(f"{graph.name}: last_hidden_state max |diff| {diff:.2e} vs torch: {verdict}")
+        if verdict == "FAIL":
+            sys.exit("the fp32 export does not reproduce the model's hidden states; not usable")
+    print(f"{args.out}: ready for ettin_embed (embedding layout, {model.get_sentence_embedding_dimension()} dimensions)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("source")
     ap.add_argument("out", type=Path)
+    ap.add_argument("--embedder", action="store_true", help="a SentenceTransformer embedder, not a CrossEncoder")
     ap.add_argument("--fp16", action="store_true")
     ap.add_argument("--int8", action="store_true")
     ap.add_argument("--max-length", type=int, default=512)
     args = ap.parse_args()
+    if args.embedder:
+        return main_embedder(args)
 
     model = export(args.source, args.out)
     onnx_dir = args.out / "onnx"

@@ -127,6 +127,14 @@ EXECUTE knn('free software'); EXECUTE knn('free software'); EXECUTE knn('free so
 EXECUTE knn('free software'); EXECUTE knn('free software'); EXECUTE knn('free software'); EXECUTE knn('warranty');
 SELECT pg_temp.assert(pg_temp.embed_calls() - :c0 = 7, 'each prepared KNN execution embeds once (custom and generic plans)');
 RESET enable_seqscan;
+-- Without the index (a sequential scan and a sort), the embedding is still computed once.
+SET enable_indexscan = off;
+SELECT pg_temp.assert(pg_temp.plan($$SELECT id FROM docs ORDER BY embedding <=> ettin_embed('free software', NULL, 'query')::vector LIMIT 5$$)
+  LIKE '%Seq Scan on docs%', 'plan without the index');
+SELECT pg_temp.embed_calls() AS c0 \gset
+EXECUTE knn('license');
+SELECT pg_temp.assert(pg_temp.embed_calls() - :c0 = 1, 'a sequential-scan KNN embeds once per statement, not per row (memo within a transaction)');
+RESET enable_indexscan;
 -- The issue's statement: retrieve with pgvector, rerank with ettin, in one SQL statement.
 SELECT pg_temp.assert(count(*) = 3 AND count(DISTINCT id) = 3, 'embed + KNN + rerank in one statement')
 FROM (
