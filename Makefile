@@ -5,7 +5,7 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 CARGO_TARGET_DIR ?= /var/tmp/ettin-target
 ORT_DIR ?= /var/cache/ettin/onnxruntime
 ETTIN_ORT_LIB ?= $(ORT_DIR)/libonnxruntime.so.1.31.1
-export PG_CONFIG CARGO_TARGET_DIR ORT_DIR ETTIN_ORT_LIB
+export PG_CONFIG CARGO_TARGET_DIR ORT_DIR ETTIN_ORT_LIB Q
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: deps install test test-engine test-sql test-tools demo fixtures
@@ -33,6 +33,7 @@ test-sql:
 	bash tests/run_sql_tests.sh
 
 demo: install
+	@# make demo Q="your question": that question only.
 	bash scripts/demo.sh
 
 # The export tool on both fixture layouts (needs torch: pip install -r tools/requirements.txt;

@@ -1,5 +1,5 @@
 -- ettin 0.1.0 → 0.2.0: embeddings (ettin_embed, ettin_embed_table). Nothing of 0.1.0 changes.
--- Applied by ALTER EXTENSION ettin UPDATE; tests/upgrade.sh checks that the result equals a fresh 0.2.0.
+-- Applied by ALTER EXTENSION ettin UPDATE; tests/sql/11_upgrade.sql checks that the result equals a fresh 0.2.0.
 \echo Use "ALTER EXTENSION ettin UPDATE TO '0.2.0'" to load this file. \quit
 /* <begin connected objects> */
 -- ettin::embed::ettin_embed
@@ -9,7 +9,7 @@ CREATE  FUNCTION "ettin_embed"(
 	"prompt_name" TEXT DEFAULT NULL /* Option < & str > */
 ) RETURNS TABLE (
 	"idx" INT,  /* i32 */
-	"embedding" real[]  /* Vec < f32 > */
+	"embedding" real[]  /* Embedding */
 )
 STABLE PARALLEL SAFE 
 LANGUAGE c /* Rust */
@@ -91,7 +91,7 @@ CREATE  FUNCTION "ettin_embed"(
 	"input" TEXT, /* Option < & str > */
 	"model" TEXT DEFAULT NULL, /* Option < & str > */
 	"prompt_name" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS real[] /* :: std :: option :: Option < Vec < f32 > > */
+) RETURNS real[] /* Option < Embedding > */
 STABLE PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'ettin_embed_one_wrapper';

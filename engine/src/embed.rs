@@ -9,6 +9,7 @@
 //! tokenizer.json itself says so; the vector is the mean of the token rows (an empty text gives
 //! zeros); nothing is normalized; `truncate_dim` keeps the first dimensions.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -108,6 +109,8 @@ pub struct StaticEmbedder {
     vocab: usize,
     pub load_ms: f32,
     pub counters: Counters,
+    /// Threads that tokenize and pool a call's texts (ettin.threads; parallel.rs).
+    pub threads: usize,
 }
 
 impl StaticEmbedder {
@@ -139,6 +142,7 @@ impl StaticEmbedder {
             vocab,
             load_ms: started.elapsed().as_secs_f32() * 1000.0,
             counters: Counters::default(),
+            threads: crate::parallel::threads(0),
         })
     }
 
@@ -176,28 +180,33 @@ impl StaticEmbedder {
         let mut tokens = 0;
         for chunk in texts.chunks(256) {
             between_chunks();
-            for text in chunk {
-                let input = if prompt.is_empty() {
-                    (*text).to_owned()
-                } else {
-                    format!("{prompt}{text}")
+            let embedded = crate::parallel::map(chunk, self.threads, |text| {
+                let input: Cow<str> = match prompt {
+                    "" => Cow::Borrowed(*text),
+                    p => Cow::Owned(format!("{p}{text}")),
                 };
-                let encoding = self.tokenizer.encode(input, false).map_err(|e| {
+                let encoding = self.tokenizer.encode_fast(input, false).map_err(|e| {
                     EngineError::external("the tokenizer failed on a text").with_detail(e)
                 })?;
-                tokens += encoding.get_ids().len();
-                if tokens > options.max_total_tokens {
-                    return Err(EngineError::new(
-                        ErrorKind::TooLarge,
-                        format!(
-                            "this call needs more than {} tokens ({} texts)",
-                            options.max_total_tokens,
-                            texts.len()
-                        ),
-                    )
-                    .with_hint("pass fewer texts per call, or ask a superuser to raise ettin.max_tokens_per_call"));
-                }
-                out.push(self.mean_of_rows(encoding.get_ids(), dim)?);
+                Ok((
+                    encoding.get_ids().len(),
+                    self.mean_of_rows(encoding.get_ids(), dim)?,
+                ))
+            })?;
+            for (count, vector) in embedded {
+                tokens += count;
+                out.push(vector);
+            }
+            if tokens > options.max_total_tokens {
+                return Err(EngineError::new(
+                    ErrorKind::TooLarge,
+                    format!(
+                        "this call needs more than {} tokens ({} texts)",
+                        options.max_total_tokens,
+                        texts.len()
+                    ),
+                )
+                .with_hint("pass fewer texts per call, or ask a superuser to raise ettin.max_tokens_per_call"));
             }
         }
         let c = &self.counters;
@@ -222,10 +231,44 @@ impl StaticEmbedder {
                     self.vocab
                 )));
             }
-            let row = &self.table[id * self.dim..id * self.dim + dim];
-            sum.iter_mut().zip(row).for_each(|(s, v)| *s += *v as f64);
+            add_row(&mut sum, &self.table[id * self.dim..id * self.dim + dim]);
         }
         let n = ids.len().max(1) as f64;
         Ok(sum.into_iter().map(|s| (s / n) as f32).collect())
     }
+}
+
+/// `sum += row`, widened to f64. The hot loop of StaticEmbedding: a release build targets
+/// baseline x86-64 (SSE2, two f64 lanes), so pick AVX-512 or AVX2 at run time when the CPU has it
+/// (the same loop, compiled for wider vectors: 2–4× faster, identical results).
+fn add_row(sum: &mut [f64], row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { add_row_avx512(sum, row) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { add_row_avx2(sum, row) };
+        }
+    }
+    add_row_generic(sum, row)
+}
+
+#[inline(always)]
+fn add_row_generic(sum: &mut [f64], row: &[f32]) {
+    sum.iter_mut().zip(row).for_each(|(s, v)| *s += *v as f64);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_row_avx512(sum: &mut [f64], row: &[f32]) {
+    add_row_generic(sum, row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_row_avx2(sum: &mut [f64], row: &[f32]) {
+    add_row_generic(sum, row)
 }

@@ -11,6 +11,7 @@ pub mod hub;
 pub mod memo;
 pub mod model;
 pub mod modules;
+pub mod parallel;
 pub mod quote;
 pub mod registry;
 pub mod runtime;

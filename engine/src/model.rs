@@ -338,7 +338,8 @@ impl Model {
             between_batches,
             |range| {
                 let chunk: Vec<&str> = inputs[range].iter().map(|c| c.as_ref()).collect();
-                self.tokenizer.encode_texts(&chunk, max_length)
+                self.tokenizer
+                    .encode_texts(&chunk, max_length, self.tokenize_threads())
             },
         )?;
         let mut vectors = vec![Vec::new(); texts.len()];
@@ -356,6 +357,11 @@ impl Model {
         )?;
         self.count_call(texts.len(), total_tokens(&encoded), batches, call_started);
         Ok(vectors)
+    }
+
+    /// Threads that tokenize a call's inputs: ettin.threads, as for ONNX Runtime.
+    fn tokenize_threads(&self) -> usize {
+        crate::parallel::threads(self.options.intra_threads)
     }
 
     /// An embedder's truncation length: its saved max_seq_length, else its positions, else 512.
@@ -428,7 +434,10 @@ impl Model {
             max_length,
             options.max_total_tokens,
             between_batches,
-            |range| self.tokenizer.encode_pairs(&pairs[range], max_length),
+            |range| {
+                self.tokenizer
+                    .encode_pairs(&pairs[range], max_length, self.tokenize_threads())
+            },
         )
     }
 

@@ -101,7 +101,9 @@ pub fn get_or_load(
         return Ok(model);
     }
     let model = if static_module_dir(dir)?.is_some() {
-        Loaded::Static(Arc::new(StaticEmbedder::load(dir)?))
+        let mut embedder = StaticEmbedder::load(dir)?;
+        embedder.threads = crate::parallel::threads(options.intra_threads);
+        Loaded::Static(Arc::new(embedder))
     } else {
         Loaded::Onnx(Arc::new(Model::load(runtime()?, dir, options)?))
     };

@@ -122,56 +122,57 @@ impl PairTokenizer {
     }
 
     /// Encode each (query, document) pair with the tokenizer's pair template, truncated to
-    /// `max_length` tokens in total. Pair by pair on purpose: the tokenizers batch API starts a
-    /// rayon thread pool whose threads would not have the backend's signals blocked.
+    /// `max_length` tokens in total, on up to `threads` threads (parallel.rs). Not the tokenizers
+    /// batch API: it starts a rayon thread pool whose threads would not have the backend's
+    /// signals blocked.
     pub fn encode_pairs(
         &self,
         pairs: &[(&str, &str)],
         max_length: usize,
+        threads: usize,
     ) -> Result<Vec<EncodedPair>> {
         let tokenizer = self.configured(max_length)?;
-        pairs
-            .iter()
-            .map(|(q, d)| {
-                let encoding = tokenizer
-                    .encode_fast(EncodeInput::Dual((*q).into(), (*d).into()), true)
-                    .map_err(|e| {
-                        EngineError::external("the tokenizer failed on an input").with_detail(e)
-                    })?;
-                Ok(EncodedPair {
-                    ids: encoding.get_ids().to_vec(),
-                    type_ids: encoding.get_type_ids().to_vec(),
-                })
+        crate::parallel::map(pairs, threads, |(q, d)| {
+            let encoding = tokenizer
+                .encode_fast(EncodeInput::Dual((*q).into(), (*d).into()), true)
+                .map_err(|e| {
+                    EngineError::external("the tokenizer failed on an input").with_detail(e)
+                })?;
+            Ok(EncodedPair {
+                ids: encoding.get_ids().to_vec(),
+                type_ids: encoding.get_type_ids().to_vec(),
             })
-            .collect()
+        })
     }
 
     /// Encode single texts with the tokenizer's single-sequence template (special tokens
     /// included), truncated to `max_length` tokens: what sentence-transformers' Transformer
     /// module does for an embedder at its max_seq_length.
-    pub fn encode_texts(&self, texts: &[&str], max_length: usize) -> Result<Vec<EncodedPair>> {
+    pub fn encode_texts(
+        &self,
+        texts: &[&str],
+        max_length: usize,
+        threads: usize,
+    ) -> Result<Vec<EncodedPair>> {
         let tokenizer = self.configured(max_length)?;
-        texts
-            .iter()
-            .map(|t| {
-                let encoding = tokenizer
-                    .encode_fast(EncodeInput::Single((*t).into()), true)
-                    .map_err(|e| {
-                        EngineError::external("the tokenizer failed on a text").with_detail(e)
-                    })?;
-                Ok(EncodedPair {
-                    ids: encoding.get_ids().to_vec(),
-                    type_ids: encoding.get_type_ids().to_vec(),
-                })
+        crate::parallel::map(texts, threads, |t| {
+            let encoding = tokenizer
+                .encode_fast(EncodeInput::Single((*t).into()), true)
+                .map_err(|e| {
+                    EngineError::external("the tokenizer failed on a text").with_detail(e)
+                })?;
+            Ok(EncodedPair {
+                ids: encoding.get_ids().to_vec(),
+                type_ids: encoding.get_type_ids().to_vec(),
             })
-            .collect()
+        })
     }
 
     /// How many leading tokens of `prompt + text` are the prompt's, as sentence-transformers
     /// counts them for `include_prompt = false`: the prompt encoded alone, less a trailing
     /// special token ([SEP]); the leading [CLS] counts as prompt.
     pub fn prompt_length(&self, prompt: &str, max_length: usize) -> Result<usize> {
-        let encoded = self.encode_texts(&[prompt], max_length)?;
+        let encoded = self.encode_texts(&[prompt], max_length, 1)?;
         let ids = &encoded[0].ids;
         let special = |id: u32| {
             self.base
