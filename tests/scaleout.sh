@@ -68,7 +68,11 @@ echo "host replication all 127.0.0.1/32 trust" >>"$ROOT/p0/pg_hba.conf"
 node_start p0 "$P0" "$ROOT/models-p0"
 export PGHOST=$ROOT PGUSER=postgres
 psql -Xq -p "$P0" -d postgres -c "CREATE DATABASE ettin_scale"
-(cd "$repo" && psql -Xq -p "$P0" -d ettin_scale -f sql/load_demo_corpus.sql >/dev/null 2>&1)
+# The demo corpus, embedded on the primary by the static fixture (standbys rerank stored vectors).
+mkdir -p "$ROOT/models-p0/ettin-test" && cp -r "$here/fixtures/models/static" "$ROOT/models-p0/ettin-test/"
+chmod -R a+rX "$ROOT/models-p0"
+(cd "$repo" && PGOPTIONS="-c ettin.embed_model=ettin-test/static" \
+  psql -Xq -v ON_ERROR_STOP=1 -p "$P0" -d ettin_scale -f sql/load_demo_corpus.sql >/dev/null 2>&1)
 for n in s1 s2; do
   as_server "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$P0" -U postgres -D "$ROOT/$n" -R -X stream --no-sync --checkpoint=fast
 done

@@ -1,6 +1,8 @@
--- Retrieve-then-rerank patterns from the README, on the demo corpus (real MiniLM embeddings, HNSW).
--- Each checks the final order against the model's own scores for the same candidates.
+-- Retrieve-then-rerank patterns from the README, on the demo corpus (embedded in the database by
+-- the random-weight embed-bert fixture, HNSW). Each checks the final order against the model's
+-- own scores for the same candidates.
 \ir _helpers.sql
+SET ettin.embed_model = 'ettin-test/embed-bert';
 \ir ../../sql/load_demo_corpus.sql
 SET ettin.model = 'ettin-test/modular';
 
