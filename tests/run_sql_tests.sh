@@ -39,7 +39,7 @@ cp "$here/fixtures/models/static/"{tokenizer.json,model.safetensors} "$hub/hubte
 cp "$here/fixtures/models/static/config_sentence_transformers.json" "$hub/hubtest/static/"
 echo '[{"idx": 0, "name": "0", "path": "0_StaticEmbedding", "type": "sentence_transformers.models.StaticEmbedding"}]' \
   > "$hub/hubtest/static/modules.json"
-cp -r "$here/fixtures/models/embed-bert" "$hub/hubtest/embed-bert" && rmdir "$hub/hubtest/embed-bert/2_Normalize"
+cp -r "$here/fixtures/models/embed-bert" "$hub/hubtest/embed-bert" && rm -rf "$hub/hubtest/embed-bert/2_Normalize"
 HUB_PORT=${ETTIN_HUB_PORT:-54340}
 python3 "$here/hub_server.py" "$hub" "$HUB_PORT" 2>"$ETTIN_CLUSTER_ROOT/hub_server.log" &
 HUB_PID=$!

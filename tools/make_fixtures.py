@@ -332,7 +332,7 @@ def build_embed_bert(out: Path, sentences, seed: int, hidden: int = 32, layers: 
     (out / "1_Pooling" / "config.json").write_text(json.dumps({
         "word_embedding_dimension": hidden, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
         "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}))
-    (out / "2_Normalize").mkdir()  # the Hub's all-MiniLM-L6-v2 has this folder empty (or not at all)
+    # No 2_Normalize folder: the module has no files, and the Hub's all-MiniLM-L6-v2 has none either.
     (out / "modules.json").write_text(json.dumps([
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
