@@ -95,6 +95,29 @@ EXCEPTION WHEN feature_not_supported THEN
   IF hint NOT LIKE '%ettin_embed%' THEN RAISE EXCEPTION 'hint does not name ettin_embed: %', hint; END IF;
 END $$;
 
+-- Cancel between batches (transformer) and between chunks of texts (StaticEmbedding): a long call
+-- stops at statement_timeout with 57014, well before it would finish.
+CREATE TEMP TABLE big AS
+  SELECT (SELECT array_agg('passage number ' || i) FROM generate_series(1, 200000) i) AS transformer_texts,
+         (SELECT array_agg('passage number ' || i) FROM generate_series(1, 500000) i) AS static_texts;
+SET ettin.batch_size = 4;
+SET statement_timeout = '300ms';
+SELECT clock_timestamp() AS t0 \gset
+DO $$ BEGIN
+  PERFORM count(*) FROM ettin_embed((SELECT transformer_texts FROM big), 'ettin-test/embed-bert');
+  RAISE EXCEPTION 'ettin_embed (transformer) was not cancelled';
+EXCEPTION WHEN query_canceled THEN NULL;
+END $$;
+DO $$ BEGIN
+  PERFORM count(*) FROM ettin_embed((SELECT static_texts FROM big), 'ettin-test/static');
+  RAISE EXCEPTION 'ettin_embed (static) was not cancelled';
+EXCEPTION WHEN query_canceled THEN NULL;
+END $$;
+RESET statement_timeout;
+RESET ettin.batch_size;
+SELECT pg_temp.assert(clock_timestamp() - :'t0'::timestamptz < interval '3 s', 'both cancelled within a batch of the timeout');
+DROP TABLE big;
+
 -- ettin_models() lists embedders with their own max length (0: a StaticEmbedding model has none).
 SELECT pg_temp.assert(layout = 'embedding' AND max_length = 128 AND calls > 0, 'embed-bert in ettin_models()')
 FROM ettin_models() WHERE name = 'ettin-test/embed-bert';
