@@ -1,25 +1,44 @@
 # ettin — every target is idempotent and is what CI, users and the Dockerfile run.
-#   make demo   install what is missing, then retrieve-then-rerank in a private cluster
+#   make demo   install what is missing, then embed, retrieve and rerank in a private cluster
 #   make test   install what is missing, then every test suite
+# PG=15 (Debian 12's package, the default), 17 or 18 (built from Debian's sources by
+# scripts/pg-major.sh into /var/cache/ettin/pg/PG): `make deps install PG=18`. A server installed
+# any other way: PG_CONFIG=/path/to/pg_config make install.
+PG ?= 15
+ifeq ($(PG),15)
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+else
+PG_CONFIG ?= /var/cache/ettin/pg/$(PG)/bin/pg_config
+endif
+# The other majors `make test` runs the SQL suite on, and upgrades to with pg_upgrade.
+TEST_MAJORS ?= 18
 CARGO_TARGET_DIR ?= /var/tmp/ettin-target
 ORT_DIR ?= /var/cache/ettin/onnxruntime
 ETTIN_ORT_LIB ?= $(ORT_DIR)/libonnxruntime.so.1.31.1
-export PG_CONFIG CARGO_TARGET_DIR ORT_DIR ETTIN_ORT_LIB Q
+export PG_CONFIG CARGO_TARGET_DIR ORT_DIR ETTIN_ORT_LIB Q TEST_MAJORS
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps install test test-engine test-sql test-tools demo fixtures
+.PHONY: deps install test test-all test-engine test-sql test-tools demo fixtures
 
+# Debian 12's Postgres 15 and the toolchain always; another major when PG/PG_CONFIG names one.
 deps:
-	bash scripts/deps.sh
+	PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config bash scripts/deps.sh
+	if [ "$(PG_CONFIG)" != /usr/lib/postgresql/15/bin/pg_config ]; then bash scripts/pg-major.sh $(PG); fi
 
 install: deps
 	bash scripts/install.sh
 
-# Every suite, even after one fails; ends with "ettin: N passed, M failed".
+# Every suite, even after one fails; ends with "ettin: N passed, M failed". On 15 everything; on
+# each of TEST_MAJORS the SQL suite with its client, load, standby and shared-worker checks, and a
+# pg_upgrade from 15.
 test: install
 	bash scripts/test-deps.sh
+	for m in $(TEST_MAJORS); do $(MAKE) --no-print-directory install PG=$$m PG_CONFIG=/var/cache/ettin/pg/$$m/bin/pg_config || exit 1; done
 	bash tests/run_all.sh
+
+# Everything on every major ettin builds here (17 needs its Debian source package; see README).
+test-all:
+	$(MAKE) test TEST_MAJORS="17 18"
 
 # Engine tests: no Postgres; parity with sentence-transformers on the committed fixtures.
 test-engine:

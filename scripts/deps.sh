@@ -51,7 +51,7 @@ if [ -z "$vector_version" ] || ! printf '0.8.0\n%s\n' "$vector_version" | sort -
   fi
   $SUDO apt-get update -q
   rm -rf "$BUILD_DIR/pgvector" && mkdir -p "$BUILD_DIR/pgvector"
-  (cd "$BUILD_DIR/pgvector" && apt-get source -q --download-only pgvector && dpkg-source -x --no-check ./*.dsc src >/dev/null)
+  (cd "$BUILD_DIR/pgvector" && apt-get source -q --download-only pgvector/trixie && dpkg-source -x --no-check ./*.dsc src >/dev/null)
   make -s -C "$BUILD_DIR/pgvector/src" PG_CONFIG="$PG_CONFIG" OPTFLAGS=""
   $SUDO make -s -C "$BUILD_DIR/pgvector/src" PG_CONFIG="$PG_CONFIG" install
   vector_version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$sharedir/extension/vector.control")

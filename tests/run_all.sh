@@ -38,5 +38,35 @@ else
   echo "FAIL scaleout"; failed=$((failed + 1)); tail -40 "$log" | sed 's/^/     /'
 fi
 
+# Other majors (TEST_MAJORS, e.g. "18"; `make install PG=18` first): the SQL suite with its client,
+# load, standby and shared-worker checks in a cluster of that major, then pg_upgrade from 15.
+for m in ${TEST_MAJORS:-}; do
+  pg_config=${ETTIN_PG_ROOT:-/var/cache/ettin/pg}/$m/bin/pg_config
+  if [ ! -x "$pg_config" ]; then
+    echo "FAIL [pg$m] not installed: make install PG=$m"; failed=$((failed + 1)); continue
+  fi
+  PG_CONFIG=$pg_config ETTIN_CLUSTER_ROOT=/var/tmp/ettin-test-$m bash "$here/run_sql_tests.sh" 2>&1 |
+    sed -u "s/^\(ok   \|FAIL \)/\1[pg$m] /" | tee "$log"
+  status=${PIPESTATUS[0]}
+  count "$log"
+  if [ "$status" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
+    failed=$((failed + 1)); echo "FAIL [pg$m] SQL tests stopped early"
+  fi
+  if bash "$here/pg_upgrade.sh" "$m" >"$log" 2>&1; then
+    echo "ok   pg_upgrade 15 → $m"; passed=$((passed + 1)); sed 's/^/     /' "$log"
+  else
+    echo "FAIL pg_upgrade 15 → $m"; failed=$((failed + 1)); tail -30 "$log" | sed 's/^/     /'
+  fi
+done
+
+# The Docker image, built and run with podman (tests/docker.sh; ETTIN_SKIP_DOCKER=1 skips it).
+if [ -z "${ETTIN_SKIP_DOCKER:-}" ]; then
+  if bash "$here/docker.sh" >"$log" 2>&1; then
+    echo "ok   docker"; passed=$((passed + 1)); grep -vE "^(debconf|W: |Getting|Copying|Writing|Storing)" "$log" | sed 's/^/     /'
+  else
+    echo "FAIL docker"; failed=$((failed + 1)); tail -30 "$log" | sed 's/^/     /'
+  fi
+fi
+
 echo "ettin: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -6,6 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 export ETTIN_CLUSTER_ROOT=${ETTIN_CLUSTER_ROOT:-/var/tmp/ettin-test}
+# psql, pgbench and pg_basebackup of the server's own major (PG_CONFIG picks it; 15 by default).
+PATH="$(dirname "$(readlink -f "${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}")"):$PATH"
 models=$ETTIN_CLUSTER_ROOT/models
 cluster="$repo/scripts/cluster.sh"
 

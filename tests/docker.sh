@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The Docker image, built from docker/Dockerfile and run with podman (Debian's) on this machine.
+# No image registry is reachable here, so the base images are local stand-ins built from a
+# debootstrap'ed Debian 12 (tests/docker/*.Dockerfile): rust:1.95-bookworm → plain Debian with the
+# host's Rust toolchain and caches mounted into the build (podman build -v), postgres:15-bookworm →
+# Debian's postgresql-15 with an entrypoint doing what the official one does for these checks.
+# Proves: the image builds; a container initialises Postgres with vector and ettin; a model mounted
+# at the model volume reranks with the fixture's reference scores and embeds with its reference
+# vectors; with shared_preload_libraries=ettin and ettin.inference=shared, ettin-inferd runs in the
+# container and answers. Prints the image size.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+CACHE=${ETTIN_DOCKER_CACHE:-/var/cache/ettin/docker}
+PORT=54390
+IMAGE=localhost/ettin:test
+log() { printf '== %s\n' "$*"; }
+
+# podman from Debian; runc, because crun fails on this kernel's hybrid cgroups; default ulimits
+# above what root may set here, so both in one containers.conf.
+missing=()
+for p in podman runc debootstrap uidmap; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt: installing ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+mkdir -p "$CACHE"
+export CONTAINERS_CONF=$CACHE/containers.conf
+cat >"$CONTAINERS_CONF" <<'EOF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+EOF
+
+if ! podman image exists localhost/ettin-debian:bookworm; then
+  log "base: debootstrap --variant=minbase bookworm"
+  rm -rf "$CACHE/rootfs"
+  debootstrap --variant=minbase bookworm "$CACHE/rootfs" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1
+  tar -C "$CACHE/rootfs" -c . | podman import - localhost/ettin-debian:bookworm >/dev/null
+  rm -rf "$CACHE/rootfs"
+fi
+build() { podman build -q --network=host "$@" >/dev/null; }
+log "stand-in base images"
+build -f "$here/docker/build-base.Dockerfile" -t localhost/ettin-rust:1.95-bookworm "$repo"
+build -f "$here/docker/postgres-base.Dockerfile" -t localhost/ettin-postgres:15-bookworm "$repo"
+
+log "building docker/Dockerfile (PG_MAJOR=15)"
+t0=$(date +%s)
+build -f "$repo/docker/Dockerfile" --build-arg PG_MAJOR=15 \
+  --build-arg BUILD_IMAGE=localhost/ettin-rust:1.95-bookworm \
+  --build-arg BASE_IMAGE=localhost/ettin-postgres:15-bookworm \
+  -v "$HOME/.cargo:/root/.cargo" -v "$HOME/.rustup:/root/.rustup" \
+  -v /var/cache/ettin/onnxruntime:/var/cache/ettin/onnxruntime \
+  -v "${CARGO_TARGET_DIR:-/var/tmp/ettin-target}:/var/tmp/ettin-target" \
+  -t "$IMAGE" "$repo"
+size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
+log "image $IMAGE built in $(( $(date +%s) - t0 )) s, $(( size / 1024 / 1024 )) MB"
+
+models=$CACHE/models
+rm -rf "$models" && mkdir -p "$models/ettin-test"
+cp -r "$here/fixtures/models/modular" "$here/fixtures/models/static" "$models/ettin-test/"
+chmod -R a+rX "$models"
+cleanup() { podman rm -f ettin-docker-test >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+run() { # run ARGS...: a fresh container on $PORT with the models mounted, ready for connections
+  cleanup
+  podman run -d --name ettin-docker-test -e POSTGRES_PASSWORD=ettin -p "127.0.0.1:$PORT:5432" \
+    -v "$models:/var/lib/postgresql/ettin/models:ro" "$IMAGE" "$@" >/dev/null
+  for _ in $(seq 120); do
+    PGPASSWORD=ettin psql -XAtq -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "SELECT 1" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  podman logs ettin-docker-test | tail -20; exit 1
+}
+sql() { PGPASSWORD=ettin psql -XAtq -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres "$@"; }
+# The fixture's reference scores for its first ranking, and embed vectors for the first text.
+check_models() {
+  sql -c "SELECT extname || ' ' || extversion FROM pg_extension WHERE extname IN ('vector', 'ettin') ORDER BY 1" | tr '\n' ' '
+  echo
+  sql <<'SQL'
+\set ON_ERROR_STOP 1
+CREATE TEMP TABLE ref AS SELECT pg_read_file('/var/lib/postgresql/ettin/models/ettin-test/modular/reference.json')::jsonb AS r,
+  pg_read_file('/var/lib/postgresql/ettin/models/ettin-test/static/reference.json')::jsonb AS s;
+DO $$
+DECLARE worst float8; sigma float8;
+BEGIN
+  SELECT max(abs(got - (r->'rankings'->0->'scores'->'512'->>(i::int - 1))::float8)),
+         (SELECT stddev_pop(x::float8) FROM jsonb_array_elements_text(r->'rankings'->0->'scores'->'512') x)
+    INTO worst, sigma
+  FROM ref, unnest(rerank_score(r->'rankings'->0->>'query',
+         ARRAY(SELECT jsonb_array_elements_text(r->'rankings'->0->'documents')), 'ettin-test/modular')) WITH ORDINALITY AS u(got, i);
+  IF worst IS NULL OR worst > 1e-3 * sigma THEN RAISE EXCEPTION 'rerank scores differ from the reference by %', worst; END IF;
+  SELECT max(abs(g - (s->'vectors'->'plain'->0->>(i::int - 1))::float8)) INTO worst
+  FROM ref, unnest(ettin_embed(s->'texts'->>0, 'ettin-test/static')) WITH ORDINALITY AS v(g, i);
+  IF worst IS NULL OR worst > 1e-5 THEN RAISE EXCEPTION 'embedding differs from the reference by %', worst; END IF;
+  RAISE NOTICE 'reference scores and vectors reproduced in the container';
+END $$;
+SQL
+}
+
+log "container: backend inference"
+run
+echo "   $(check_models)"
+sql -c "SELECT 'rerank in the container: ' || ettin_info()->>'inference' || ', onnxruntime ' || (ettin_info()->>'onnxruntime')"
+
+log "container: shared_preload_libraries = ettin, ettin.inference = shared"
+run postgres -c shared_preload_libraries=ettin -c ettin.inference=shared
+for _ in $(seq 60); do
+  sql -c "SELECT ettin_info()->'worker' ? 'pid'" 2>/dev/null | grep -q t && break
+  sleep 0.5
+done
+check_models >/dev/null
+worker=$(sql -c "SELECT ettin_info()->'worker'->>'pid'")
+podman exec ettin-docker-test pgrep -f ettin-inferd >/dev/null || { echo "no ettin-inferd process in the container"; exit 1; }
+[ -n "$worker" ] || { echo "ettin_info() shows no worker"; exit 1; }
+sql -c "SELECT 'shared worker in the container: pid ' || (ettin_info()->'worker'->>'pid') || ', ' || jsonb_array_length(ettin_info()->'worker'->'models') || ' models loaded, ' || (ettin_info()->'worker'->>'requests') || ' requests answered'"
+echo "docker: image $IMAGE, $(( size / 1024 / 1024 )) MB; stand-in bases: the entrypoint is a minimal one (initdb, init scripts, postgres), not the official image's"

@@ -1,0 +1,6 @@
+# Stand-in for rust:1.95-bookworm on a machine without an image registry (tests/docker.sh): plain
+# Debian 12 from debootstrap; the host's Rust toolchain is mounted into the build's RUN steps.
+FROM localhost/ettin-debian:bookworm
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends ca-certificates make gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+ENV RUSTUP_HOME=/root/.rustup PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
