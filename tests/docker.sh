@@ -88,9 +88,8 @@ CREATE TEMP TABLE ref AS SELECT pg_read_file('/var/lib/postgresql/ettin/models/e
 DO $$
 DECLARE worst float8; sigma float8;
 BEGIN
-  SELECT max(abs(got - (r->'rankings'->0->'scores'->'512'->>(i::int - 1))::float8)),
-         (SELECT stddev_pop(x::float8) FROM jsonb_array_elements_text(r->'rankings'->0->'scores'->'512') x)
-    INTO worst, sigma
+  SELECT stddev_pop(x::float8) INTO sigma FROM ref, jsonb_array_elements_text(r->'rankings'->0->'scores'->'512') x;
+  SELECT max(abs(got - (r->'rankings'->0->'scores'->'512'->>(i::int - 1))::float8)) INTO worst
   FROM ref, unnest(rerank_score(r->'rankings'->0->>'query',
          ARRAY(SELECT jsonb_array_elements_text(r->'rankings'->0->'documents')), 'ettin-test/modular')) WITH ORDINALITY AS u(got, i);
   IF worst IS NULL OR worst > 1e-3 * sigma THEN RAISE EXCEPTION 'rerank scores differ from the reference by %', worst; END IF;
@@ -105,7 +104,7 @@ SQL
 log "container: backend inference"
 run
 echo "   $(check_models)"
-sql -c "SELECT 'rerank in the container: ' || ettin_info()->>'inference' || ', onnxruntime ' || (ettin_info()->>'onnxruntime')"
+sql -c "SELECT 'in the container: inference ' || (ettin_info()->>'inference') || ', onnxruntime ' || (ettin_info()->>'onnxruntime')"
 
 log "container: shared_preload_libraries = ettin, ettin.inference = shared"
 run postgres -c shared_preload_libraries=ettin -c ettin.inference=shared

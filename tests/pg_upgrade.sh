@@ -49,6 +49,22 @@ WITH c AS (SELECT id, body FROM docs ORDER BY embedding <=> ettin_embed('free so
 SELECT b.ids[r.idx] AS id, r.score FROM b, ettin_rerank('free software license', b.bodies, 5) AS r;
 SQL
 before=$("$old_bin/psql" -XAtq -p "$OLD_PORT" -d app -c "SET enable_seqscan = off" -c "$QUERY")
+# Debian's 15.20 (bookworm-security) stamps an attribute option `pg_attver` on every column it
+# creates or alters (RESET puts it back), which Postgres 18.6 (the newest 18 Debian's archive serves
+# here) does not know: pg_upgrade's schema restore stops on it ("unrecognized parameter"). Remove
+# it from the old cluster's catalog right before the upgrade (superuser), and say how many.
+attver=$("$old_bin/psql" -XAtq -v ON_ERROR_STOP=1 -p "$OLD_PORT" -d app <<'SQL'
+WITH cleaned AS (
+  UPDATE pg_attribute a
+  SET attoptions = (SELECT array_agg(o) FROM unnest(a.attoptions) AS o WHERE o NOT LIKE 'pg_attver=%')
+  FROM pg_class c
+  WHERE c.oid = a.attrelid AND array_to_string(a.attoptions, ',') LIKE '%pg_attver=%'
+    AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'pg_toast'::regnamespace)
+  RETURNING 1)
+SELECT count(*) FROM cleaned;
+SQL
+)
+[ "$attver" = 0 ] || echo "pg_upgrade: removed the Debian-15.20-only attribute option pg_attver from $attver columns first"
 as_server "$old_bin/pg_ctl" -D "$root/old" -w stop >/dev/null
 
 # Postgres 18's initdb turns data checksums on by default; pg_upgrade needs them to match.
@@ -59,7 +75,9 @@ upgrade() { as_server "$new_bin/pg_upgrade" -b "$old_bin" -B "$new_bin" -d "$roo
   -p "$OLD_PORT" -P "$NEW_PORT" -U postgres "$@"; }
 if ! upgrade --check >"$root/check.out" 2>&1; then cat "$root/check.out"; exit 1; fi
 echo "pg_upgrade: --check from 15 to $NEW passed ($(grep -c '^Checking' "$root/check.out") checks)"
-if ! upgrade >"$root/upgrade.out" 2>&1; then cat "$root/upgrade.out"; exit 1; fi
+if ! upgrade >"$root/upgrade.out" 2>&1; then
+  tail -5 "$root/upgrade.out"; grep -h -B2 -A8 'ERROR' $(find "$root/new" -path '*pg_upgrade_output.d*' -name 'pg_upgrade_dump_*.log') | head -40; exit 1
+fi
 echo "pg_upgrade: upgraded 15 → $NEW"
 as_server "$new_bin/pg_ctl" -D "$root/new" -l "$root/new.log" -w start >/dev/null
 after=$("$new_bin/psql" -XAtq -v ON_ERROR_STOP=1 -p "$NEW_PORT" -d app -c "SET enable_seqscan = off" -c "$QUERY")

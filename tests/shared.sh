@@ -18,7 +18,8 @@ for _ in $(seq 100); do
 done
 (cd "$repo" && psql -X -q -v ON_ERROR_STOP=1 -d "$ETTIN_TEST_DB" -f tests/sql/02_parity.sql >/dev/null)
 echo "shared: parity suite (tests/sql/02_parity.sql) passes through the worker"
-(cd "$repo" && psql -X -q -v ON_ERROR_STOP=1 -d "$ETTIN_TEST_DB" -f tests/sql/10_embed.sql >/dev/null)
+(cd "$repo" && psql -X -q -v ON_ERROR_STOP=1 -d "$ETTIN_TEST_DB" -f tests/sql/10_embed.sql >/dev/null 2>"$ETTIN_CLUSTER_ROOT/shared-embed.err") ||
+  { tail -20 "$ETTIN_CLUSTER_ROOT/shared-embed.err"; exit 1; }
 psql -XAtq -d "$ETTIN_TEST_DB" -c "SELECT ettin_info()->'worker'->'models'" | grep -q '"layout": "static"' ||
   { echo "shared: the worker does not list the StaticEmbedding model"; exit 1; }
 echo "shared: embedding suite (tests/sql/10_embed.sql) passes through the worker"
