@@ -4,7 +4,8 @@
 #   scripts/pg-major.sh MAJOR   → ${ETTIN_PG_ROOT:-/var/cache/ettin/pg}/MAJOR/bin/pg_config
 # 15 is Debian 12's own package (scripts/deps.sh). 17 comes from Debian 13 (trixie), 18 from
 # Debian unstable (sid): Debian's archive keeps their sources (.dsc, .orig.tar.bz2); bookworm has
-# no binaries. A few minutes on 2 cores. With PG_CONFIG naming a server installed any other way
+# no binaries. A few minutes on 2 cores. 16 is the relocatable build (server headers included)
+# that PyPI's pgserver 0.1.4 wheel carries: Postgres 16.2. With PG_CONFIG naming a server installed any other way
 # (PGDG packages, your own build), nothing is built: it is registered with pgrx and gets pgvector.
 # Prints the pg_config path last.
 set -euo pipefail
@@ -21,6 +22,7 @@ BUILD_DIR=$BUILD_ROOT/pg$MAJOR
 
 case $MAJOR in
   15) suites=() ;;
+  16) suites=(pypi) ;;
   17) suites=("debian trixie" "debian-security trixie-security") ;;
   18) suites=("debian sid") ;;
   *) suites=() ;;
@@ -28,9 +30,25 @@ esac
 
 if [ ! -x "$PG_CONFIG" ]; then
   if [ ${#suites[@]} -eq 0 ]; then
-    echo "no Postgres $MAJOR at $PG_CONFIG, and ettin builds only 17 and 18 from Debian's sources" >&2
+    echo "no Postgres $MAJOR at $PG_CONFIG; ettin fetches only 16, 17 and 18 itself" >&2
     exit 2
   fi
+  if [ "${suites[0]}" = pypi ]; then
+    log "Postgres 16: the relocatable build in PyPI's pgserver 0.1.4 wheel, into $PREFIX"
+    rm -rf "$BUILD_DIR" && mkdir -p "$BUILD_DIR"
+    python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+      --python-version 3.11 pgserver==0.1.4 -d "$BUILD_DIR"
+    unzip -q "$BUILD_DIR"/pgserver-0.1.4-*.whl 'pgserver/pginstall/*' 'pgserver.libs/*' -d "$BUILD_DIR"
+    chmod +x "$BUILD_DIR"/pgserver/pginstall/bin/*
+    $SUDO mkdir -p "$(dirname "$PREFIX")" && $SUDO rm -rf "$PREFIX" && $SUDO mv "$BUILD_DIR/pgserver/pginstall" "$PREFIX"
+    # Its programs find their libpq (renamed by auditwheel) at $ORIGIN/../../../pgserver.libs.
+    libs=$(cd "$PREFIX/../.." && pwd)/pgserver.libs
+    $SUDO rm -rf "$libs" && $SUDO mv "$BUILD_DIR/pgserver.libs" "$libs" && $SUDO chmod -R a+rX "$libs" "$PREFIX"
+    # Its bundled pgvector predates 0.8; ours replaces it below.
+    $SUDO rm -f "$PREFIX"/share/postgresql/extension/vector* "$PREFIX"/lib/postgresql/vector.so
+  fi
+fi
+if [ ! -x "$PG_CONFIG" ]; then
   log "Postgres $MAJOR: building from Debian's source package into $PREFIX"
   for s in "${suites[@]}"; do
     list=/etc/apt/sources.list.d/ettin-${s#* }-src.list

@@ -43,7 +43,9 @@ if ! podman image exists localhost/ettin-debian:bookworm; then
   tar -C "$CACHE/rootfs" -c . | podman import - localhost/ettin-debian:bookworm >/dev/null
   rm -rf "$CACHE/rootfs"
 fi
-build() { podman build -q --network=host "$@" >/dev/null; }
+build() { # podman build, its output kept in a file and shown only when it fails
+  podman build -q --network=host "$@" >/dev/null 2>"$CACHE/build.log" || { tail -40 "$CACHE/build.log"; return 1; }
+}
 log "stand-in base images"
 build -f "$here/docker/build-base.Dockerfile" -t localhost/ettin-rust:1.95-bookworm "$repo"
 build -f "$here/docker/postgres-base.Dockerfile" -t localhost/ettin-postgres:15-bookworm "$repo"

@@ -50,8 +50,7 @@ SELECT b.ids[r.idx] AS id, r.score FROM b, ettin_rerank('free software license',
 SQL
 before=$("$old_bin/psql" -XAtq -p "$OLD_PORT" -d app -c "SET enable_seqscan = off" -c "$QUERY")
 # Debian's 15.20 (bookworm-security) stamps an attribute option `pg_attver` on every column it
-# creates or alters (RESET puts it back), which Postgres 18.6 (the newest 18 Debian's archive serves
-# here) does not know: pg_upgrade's schema restore stops on it ("unrecognized parameter"). Remove
+# creates or alters (RESET puts it back), which the 16.2 and 18.6 servers here do not know: pg_upgrade's schema restore stops on it ("unrecognized parameter"). Remove
 # it from the old cluster's catalog right before the upgrade (superuser), and say how many.
 attver=$("$old_bin/psql" -XAtq -v ON_ERROR_STOP=1 -p "$OLD_PORT" -d app <<'SQL'
 WITH cleaned AS (
@@ -68,7 +67,9 @@ SQL
 as_server "$old_bin/pg_ctl" -D "$root/old" -w stop >/dev/null
 
 # Postgres 18's initdb turns data checksums on by default; pg_upgrade needs them to match.
-as_server "$new_bin/initdb" -D "$root/new" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync --no-data-checksums >/dev/null
+checksums=""
+[ "$NEW" -lt 18 ] || checksums=--no-data-checksums
+as_server "$new_bin/initdb" -D "$root/new" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync $checksums >/dev/null
 settings "$NEW_PORT" "$root/new"
 cd "$root"   # pg_upgrade writes its logs into the current directory
 upgrade() { as_server "$new_bin/pg_upgrade" -b "$old_bin" -B "$new_bin" -d "$root/old" -D "$root/new" \
