@@ -10,6 +10,9 @@
 # Prints the pg_config path last.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+# Run from `make install PG=18` inside `make test`, the outer make's MAKEFLAGS would carry its
+# command-line variables (PG_CONFIG=...) and jobserver into Postgres' own build, which then breaks.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 if [ -n "${PG_CONFIG:-}" ] && [ -x "$PG_CONFIG" ]; then
   MAJOR=$("$PG_CONFIG" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
 else

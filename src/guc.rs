@@ -47,7 +47,8 @@ pub static ONNX_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>
 pub static MAX_TOKENS_PER_CALL: GucSetting<i32> = GucSetting::<i32>::new(8_000_000);
 
 /// ONNX Runtime intra-op threads per backend; 0 lets ONNX Runtime use one per physical core.
-/// Takes effect when a backend loads a model.
+/// Also the threads that tokenize a call's texts and pool StaticEmbedding vectors (0: the cores,
+/// at most 8). Takes effect when a backend loads a model.
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 /// Let ONNX Runtime's idle intra-op threads spin between ops instead of sleeping. Off by default:

@@ -14,3 +14,10 @@ for layout in modular classic; do
   cp "$repo/tests/fixtures/models/$layout/reference.json" "$out/$layout/"
 done
 cd "$repo" && ETTIN_FIXTURES="$out" cargo test -q -p ettin-engine --test parity matches_sentence_transformers
+# Embedders: --embedder must verify its graph (exit 0), and ettin must reproduce encode() from it.
+for fixture in embed-bert embed-modernbert; do
+  "$PYTHON" "$repo/tools/export_model.py" --embedder "$repo/tests/fixtures/models/$fixture" "$out/$fixture" --int8 2>&1 |
+    grep -E "^model|ready" | sed "s/^/$fixture: /"
+  cp "$repo/tests/fixtures/models/$fixture/reference.json" "$out/$fixture/"
+done
+cd "$repo" && ETTIN_FIXTURES="$out" cargo test -q -p ettin-engine --test embed embedder_

@@ -21,10 +21,15 @@ pub fn runtime() -> &'static Runtime {
         .unwrap_or_else(|e| panic!("ONNX Runtime is needed for these tests (run `make deps`): {e}"))
 }
 
+/// A committed fixture, or (ETTIN_FIXTURES, set by tests/tools/test_export.sh) the export tool's
+/// re-export of it.
 pub fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/models")
-        .join(name)
+    match std::env::var_os("ETTIN_FIXTURES") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/models")
+            .join(name),
+    }
 }
 
 pub fn load(dir: &Path) -> Model {
