@@ -322,7 +322,7 @@ def main_embedder(args) -> None:
         print(f"{graph.name}: last_hidden_state max |diff| {diff:.2e} vs torch: {verdict}")
         if verdict == "FAIL":
             sys.exit("the fp32 export does not reproduce the model's hidden states; not usable")
-    print(f"{args.out}: ready for ettin_embed (embedding layout, {model.get_sentence_embedding_dimension()} dimensions)")
+    print(f"{args.out}: ready for ettin_embed (embedding layout, {model.get_embedding_dimension()} dimensions)")
 
 
 def main() -> None:
