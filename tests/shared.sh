@@ -26,7 +26,7 @@ echo "shared: embedding suite (tests/sql/10_embed.sql) passes through the worker
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 if "${ETTIN_TEST_VENV:-/var/cache/ettin/venv}/bin/python" "$here/python/test_shared.py" >"$out" 2>&1; then
-  grep -oE "(cross-connection batching|shared cancel|worker killed).*" "$out" || true
+  grep -oE "(cross-connection batching|shared cancel|shared embed cancel|worker killed).*" "$out" || true
 else
   tail -40 "$out"; exit 1
 fi

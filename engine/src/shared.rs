@@ -8,7 +8,8 @@
 //! the request (its queued pairs are dropped).
 //!
 //! Embedding requests run on the worker's copy of the model too, each in its own connection's
-//! thread (batched within the request, not across requests).
+//! thread, a chunk of texts at a time (batched within the chunk, not across requests); a client
+//! that goes away stops its request at the next chunk.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -30,6 +31,9 @@ use crate::tokenize::EncodedPair;
 
 /// How many batches' worth of the oldest waiting pairs the batcher sorts by length.
 const WINDOW_BATCHES: usize = 8;
+
+/// Texts of one embedding request the worker embeds between two checks that its client is there.
+const EMBED_CHUNK: usize = 256;
 
 /// Largest message either side accepts (a request of 10 000 long documents fits).
 const MAX_MESSAGE: usize = 256 << 20;
@@ -294,10 +298,11 @@ impl Server {
             Request::Embed(req) => {
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 self.active.fetch_add(1, Ordering::Relaxed);
-                let r = self.embed(req);
+                let r = self.embed(&stream, req);
                 self.active.fetch_sub(1, Ordering::Relaxed);
                 match r {
-                    Ok(vectors) => Response::Embeddings(vectors),
+                    Ok(Some(vectors)) => Response::Embeddings(vectors),
+                    Ok(None) => return, // cancelled: the client is gone
                     Err(e) => Response::Error(e),
                 }
             }
@@ -337,11 +342,20 @@ impl Server {
         )
     }
 
-    /// Embed one request's texts on the worker's copy of the model.
-    fn embed(&self, req: EmbedRequest) -> Result<Vec<Vec<f32>>> {
+    /// Embed one request's texts on the worker's copy of the model, EMBED_CHUNK texts at a time;
+    /// None when the client went away (checked between chunks).
+    fn embed(&self, stream: &UnixStream, req: EmbedRequest) -> Result<Option<Vec<Vec<f32>>>> {
         let model = self.load(&req.name, &req.dir, req.onnx_file.clone())?;
         let texts: Vec<&str> = req.texts.iter().map(String::as_str).collect();
-        model.embed(&texts, &req.options, &mut || {})
+        let mut vectors = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(EMBED_CHUNK) {
+            if client_gone(stream) {
+                self.cancelled.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            vectors.extend(model.embed(chunk, &req.options, &mut || {})?);
+        }
+        Ok(Some(vectors))
     }
 
     /// The model's queue (and inference thread), loading the model on first use.

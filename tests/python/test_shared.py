@@ -123,6 +123,28 @@ class SharedInference(unittest.TestCase):
             self.assertGreaterEqual(status["cancelled_requests"], 1)
             print(f"shared cancel: statement_timeout 300 ms returned after {waited * 1000:.0f} ms; worker dropped the queued pairs")
 
+    def test_cancel_stops_an_embedding_request(self):
+        with connect() as conn:
+            conn.execute("SET statement_timeout = '300ms'")
+            texts = [f"passage number {i} about free software" for i in range(100000)]
+            before = worker_status(conn)["cancelled_requests"]
+            t = time.time()
+            with self.assertRaises(psycopg.errors.QueryCanceled):
+                conn.execute("SELECT count(*) FROM ettin_embed(%s::text[], 'ettin-test/embed-bert')", (texts,))
+            waited = time.time() - t
+            conn.execute("RESET statement_timeout")
+            self.assertLess(waited, 2.0)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                status = worker_status(conn)
+                if status["active_requests"] == 0:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(status["active_requests"], 0, status)
+            self.assertGreater(status["cancelled_requests"], before)
+            print(f"shared embed cancel: statement_timeout 300 ms returned after {waited * 1000:.0f} ms; "
+                  f"the worker stopped the request within {time.time() - t:.1f} s")
+
     def test_zz_killing_the_worker_gives_errors_then_recovers(self):
         with connect() as c:
             started = c.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
