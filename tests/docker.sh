@@ -119,4 +119,6 @@ worker=$(sql -c "SELECT ettin_info()->'worker'->>'pid'")
 podman exec ettin-docker-test pgrep -f ettin-inferd >/dev/null || { echo "no ettin-inferd process in the container"; exit 1; }
 [ -n "$worker" ] || { echo "ettin_info() shows no worker"; exit 1; }
 sql -c "SELECT 'shared worker in the container: pid ' || (ettin_info()->'worker'->>'pid') || ', ' || jsonb_array_length(ettin_info()->'worker'->'models') || ' models loaded, ' || (ettin_info()->'worker'->>'requests') || ' requests answered'"
+# Every run leaves the previous build's stages untagged; keep the last two hours' (layer cache).
+podman image prune -f --filter until=2h >/dev/null
 echo "docker: image $IMAGE, $(( size / 1024 / 1024 )) MB; stand-in bases: the entrypoint is a minimal one (initdb, init scripts, postgres), not the official image's"
