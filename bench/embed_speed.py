@@ -85,6 +85,18 @@ def ort_embed(session, tokenizer, texts, max_pairs=32, max_tokens=1024) -> np.nd
     return out
 
 
+def query_server_us(conn, model: str, n: int) -> float:
+    """Server time of one short ettin_embed(text) call: a PL/pgSQL loop of n distinct queries (no
+    memo hits), timed inside the server."""
+    conn.execute(f"""
+      DO $$ DECLARE t0 timestamptz := clock_timestamp(); v real[];
+      BEGIN
+        FOR i IN 1..{n} LOOP v := ettin_embed('what is the capital of france ' || i, '{model}'); END LOOP;
+        PERFORM set_config('bench.query_us', (extract(epoch FROM clock_timestamp() - t0) * 1e6 / {n})::text, false);
+      END $$""")
+    return float(conn.execute("SELECT current_setting('bench.query_us')").fetchone()[0])
+
+
 def rate(fn, n: int) -> float:
     t = time.perf_counter()
     fn()
@@ -164,21 +176,8 @@ def main() -> None:
                 print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in results.items()))
             # One short query, server time: a PL/pgSQL loop of distinct queries (no memo hits).
             conn.execute("SET ettin.embed_onnx_file = ''")
-            row = conn.execute(f"""
-              DO $$ DECLARE t0 timestamptz := clock_timestamp(); v real[];
-              BEGIN
-                FOR i IN 1..2000 LOOP v := ettin_embed('what is the capital of france ' || i, '{STATIC}'); END LOOP;
-                PERFORM set_config('bench.static_query_us', (extract(epoch FROM clock_timestamp() - t0) * 1e6 / 2000)::text, false);
-              END $$""")
-            static_query_us = float(conn.execute("SELECT current_setting('bench.static_query_us')").fetchone()[0])
-            conn.execute(f"""
-              DO $$ DECLARE t0 timestamptz := clock_timestamp(); v real[];
-              BEGIN
-                FOR i IN 1..300 LOOP v := ettin_embed('what is the capital of france ' || i, '{MODEL}'); END LOOP;
-                PERFORM set_config('bench.minilm_query_us', (extract(epoch FROM clock_timestamp() - t0) * 1e6 / 300)::text, false);
-              END $$""")
-            minilm_query_us = float(conn.execute("SELECT current_setting('bench.minilm_query_us')").fetchone()[0])
-            del row
+            static_query_us = query_server_us(conn, STATIC, 2000)
+            minilm_query_us = query_server_us(conn, MODEL, 300)
     finally:
         cluster("stop")
     med = {k: statistics.median(v) for k, v in results.items()}

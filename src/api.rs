@@ -206,27 +206,41 @@ thread_local! {
 }
 
 /// Everything a call's scores depend on: the function's inputs and the settings.
-fn call_key(query: &str, documents: &[Option<&str>], model_name: Option<&str>) -> CallKeyDigest {
-    let mut key = CallKey::new("score");
+/// The part of a call's memo key every function shares: the model the call resolves to, its
+/// graph, the call's options and every setting that changes results (device, inference mode).
+pub(crate) fn call_key_for(
+    task: Task,
+    model_name: Option<&str>,
+    options: &impl std::fmt::Debug,
+) -> CallKey {
+    let mut key = CallKey::new(match task {
+        Task::Rerank => "score",
+        Task::Embed => "embed",
+    });
     key.add(guc::string(&guc::MODEL_DIR).as_bytes())
         .add(
             model_name
-                .map_or_else(|| guc::string(&guc::MODEL), str::to_owned)
+                .map_or_else(|| task.default_model(), str::to_owned)
                 .as_bytes(),
         )
-        .add(guc::string(&guc::ONNX_FILE).as_bytes())
+        .add(task.onnx_file().unwrap_or_default().as_bytes())
         .add(
             format!(
-                "{:?} {:?} {} {}",
-                score_options(),
+                "{options:?} {:?} {:?} {} {}",
+                guc::INFERENCE.get(),
                 guc::DEVICE.get(),
                 guc::CUDA_DEVICE_ID.get(),
                 guc::CUDA_TF32.get()
             )
             .as_bytes(),
-        )
-        .add(format!("{:?}", guc::INFERENCE.get()).as_bytes())
-        .add(query.as_bytes());
+        );
+    key
+}
+
+/// Everything a call's scores depend on: the function's inputs and the settings.
+fn call_key(query: &str, documents: &[Option<&str>], model_name: Option<&str>) -> CallKeyDigest {
+    let mut key = call_key_for(Task::Rerank, model_name, &score_options());
+    key.add(query.as_bytes());
     for document in documents {
         key.add_optional(document.map(str::as_bytes));
     }

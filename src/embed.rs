@@ -3,12 +3,14 @@
 
 use std::cell::RefCell;
 
-use ettin_engine::memo::{CallKey, CallKeyDigest, CallMemo};
+use ettin_engine::memo::{CallKeyDigest, CallMemo};
 use ettin_engine::shared::{self, EmbedRequest};
 use ettin_engine::{BatchLimits, EmbedOptions};
 use pgrx::prelude::*;
 
-use crate::api::{local_transaction_id, model, resolve_model, shared_inference, Task};
+use crate::api::{
+    call_key_for, local_transaction_id, model, resolve_model, shared_inference, Task,
+};
 use crate::error::OrRaise;
 use crate::guc;
 use pgrx::{pg_sys, IntoDatum};
@@ -34,41 +36,13 @@ thread_local! {
         const { RefCell::new(CallMemo::new(4)) };
 }
 
-/// Everything a call's vectors depend on: its inputs and the settings.
-fn call_key(
-    inputs: &[Option<&str>],
-    model_name: Option<&str>,
-    options: &EmbedOptions,
-) -> CallKeyDigest {
-    let mut key = CallKey::new("embed");
-    key.add(guc::string(&guc::MODEL_DIR).as_bytes())
-        .add(
-            model_name
-                .map_or_else(|| guc::string(&guc::EMBED_MODEL), str::to_owned)
-                .as_bytes(),
-        )
-        .add(guc::string(&guc::EMBED_ONNX_FILE).as_bytes())
-        .add(
-            format!(
-                "{options:?} {:?} {:?} {} {}",
-                guc::INFERENCE.get(),
-                guc::DEVICE.get(),
-                guc::CUDA_DEVICE_ID.get(),
-                guc::CUDA_TF32.get()
-            )
-            .as_bytes(),
-        );
-    for input in inputs {
-        key.add_optional(input.map(str::as_bytes));
-    }
-    key.into()
-}
-
 /// The vector of one text; an identical call earlier in the transaction gives its vector.
 fn embed_one(input: &str, model_name: Option<&str>, prompt_name: Option<&str>) -> Option<Vec<f32>> {
     let options = embed_options(prompt_name);
     let scope = local_transaction_id();
-    let key = call_key(&[Some(input)], model_name, &options);
+    let mut key = call_key_for(Task::Embed, model_name, &options);
+    key.add(input.as_bytes());
+    let key: CallKeyDigest = key.into();
     if let Some(vector) = RECENT_EMBEDS.with(|memo| memo.borrow_mut().get(scope, &key)) {
         return vector;
     }

@@ -36,6 +36,11 @@ impl Prompts {
     pub fn read(dir: &Path) -> Result<Self> {
         let cfg = read_json_if_exists(&dir.join("config_sentence_transformers.json"))?
             .unwrap_or(Value::Null);
+        Ok(Prompts::from_config(&cfg))
+    }
+
+    /// The prompts of a parsed config_sentence_transformers.json.
+    pub fn from_config(cfg: &Value) -> Self {
         let mut prompts: BTreeMap<String, String> = cfg
             .get("prompts")
             .and_then(Value::as_object)
@@ -49,13 +54,13 @@ impl Prompts {
         for name in ["query", "document"] {
             prompts.entry(name.to_owned()).or_default();
         }
-        Ok(Prompts {
+        Prompts {
             prompts,
             default_prompt_name: cfg
                 .get("default_prompt_name")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-        })
+        }
     }
 
     /// The prompt text for `name` (None: the model's default prompt, if it has one).
@@ -74,6 +79,15 @@ impl Prompts {
                         .join(", ")
                 ))
         })
+    }
+}
+
+/// `text` as the model sees it under `prompt`: the prompt prepended before tokenizing, as
+/// sentence-transformers does (it changes how the first word splits).
+pub fn with_prompt<'a>(prompt: &str, text: &'a str) -> Cow<'a, str> {
+    match prompt {
+        "" => Cow::Borrowed(text),
+        p => Cow::Owned(format!("{p}{text}")),
     }
 }
 
@@ -181,13 +195,12 @@ impl StaticEmbedder {
         for chunk in texts.chunks(256) {
             between_chunks();
             let embedded = crate::parallel::map(chunk, self.threads, |text| {
-                let input: Cow<str> = match prompt {
-                    "" => Cow::Borrowed(*text),
-                    p => Cow::Owned(format!("{p}{text}")),
-                };
-                let encoding = self.tokenizer.encode_fast(input, false).map_err(|e| {
-                    EngineError::external("the tokenizer failed on a text").with_detail(e)
-                })?;
+                let encoding = self
+                    .tokenizer
+                    .encode_fast(with_prompt(prompt, text), false)
+                    .map_err(|e| {
+                        EngineError::external("the tokenizer failed on a text").with_detail(e)
+                    })?;
                 Ok((
                     encoding.get_ids().len(),
                     self.mean_of_rows(encoding.get_ids(), dim)?,

@@ -230,7 +230,7 @@ pub fn read_model_files(dir: &Path, onnx_file: Option<&str>) -> Result<ModelFile
         lowercase: transformer.lowercase,
         pad_token: special_token(&tokenizer_config, "pad_token"),
         pad_token_id: config.get("pad_token_id").and_then(Value::as_i64),
-        prompts: Prompts::read(dir)?,
+        prompts: Prompts::from_config(&st_config),
     })
 }
 

@@ -11,15 +11,14 @@ use std::time::Instant;
 use ort::value::ValueType;
 
 use crate::batch::{plan_batches, BatchLimits};
+use crate::embed::with_prompt;
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::{read_model_files, Layout, ModelFiles};
 use crate::head::Activation;
 use crate::quote::quoted;
 use crate::runtime::Runtime;
-pub use crate::session::{
-    check_int8_weights, CudaOptions, Device, DeviceChoice, LoadOptions, ModelKey, INT8_WEIGHTS_KEY,
-};
 use crate::session::{onnx_error, OnnxSession};
+pub use crate::session::{CudaOptions, Device, DeviceChoice, LoadOptions, ModelKey};
 use crate::tokenize::{EncodedPair, PairTokenizer};
 
 /// How scores are post-processed (the `ettin.activation` setting).
@@ -139,11 +138,9 @@ pub struct Model {
     session: OnnxSession,
     output_name: String,
     output: GraphOutput,
-    pub device: Device,
-    /// What the graph's metadata says of its int8 weights ("7-bit", "full-range"), if anything.
-    pub int8_weights: Option<String>,
-    /// Why this device: e.g. "auto: ONNX Runtime has no CUDA provider".
-    pub device_reason: String,
+    /// Threads that tokenize a call's inputs: ettin.threads, as for ONNX Runtime (resolved once:
+    /// finding the usable cores reads cgroup files).
+    tokenize_threads: usize,
     pub options: LoadOptions,
     pub counters: Counters,
 }
@@ -202,9 +199,7 @@ impl Model {
         Ok(Model {
             output_name: output_name.clone(),
             output: output_kind,
-            device: session.device,
-            int8_weights: session.int8_weights.clone(),
-            device_reason: session.device_reason.clone(),
+            tokenize_threads: crate::parallel::threads(options.intra_threads),
             files,
             tokenizer,
             session,
@@ -219,11 +214,16 @@ impl Model {
         self.session.device_name()
     }
 
+    /// Why this device: e.g. "auto: ONNX Runtime has no CUDA provider".
+    pub fn device_reason(&self) -> &str {
+        &self.session.device_reason
+    }
+
     /// The padded-token budget per ONNX Runtime call when ettin.batch_tokens is 0. On CPU,
     /// batches of ~1K tokens keep activations in cache and pad little: 1.5–1.75× the throughput
     /// of 32 × 512 on the benchmark's pairs (docs/bench.md); a GPU wants big batches.
     pub fn default_batch_tokens(&self) -> usize {
-        match self.device {
+        match self.session.device {
             Device::Cpu => CPU_BATCH_TOKENS,
             Device::Cuda(_) => GPU_BATCH_TOKENS,
         }
@@ -320,17 +320,14 @@ impl Model {
         }
         let call_started = Instant::now();
         let max_length = self.embed_max_length();
-        let prompt_tokens = match prompt {
-            "" => 0,
-            p => self.tokenizer.prompt_length(p, max_length)?,
+        // Only a Pooling with include_prompt false needs to know where the prompt ends.
+        let prompt_tokens = match &self.files.head {
+            Some(head) if !prompt.is_empty() && !head.include_prompt => {
+                self.tokenizer.prompt_length(prompt, max_length)?
+            }
+            _ => 0,
         };
-        let inputs: Vec<Cow<str>> = texts
-            .iter()
-            .map(|t| match prompt {
-                "" => Cow::Borrowed(*t),
-                p => Cow::Owned(format!("{p}{t}")),
-            })
-            .collect();
+        let inputs: Vec<Cow<str>> = texts.iter().map(|t| with_prompt(prompt, t)).collect();
         let encoded = self.encode_guarded(
             inputs.len(),
             max_length,
@@ -339,7 +336,7 @@ impl Model {
             |range| {
                 let chunk: Vec<&str> = inputs[range].iter().map(|c| c.as_ref()).collect();
                 self.tokenizer
-                    .encode_texts(&chunk, max_length, self.tokenize_threads())
+                    .encode_texts(&chunk, max_length, self.tokenize_threads)
             },
         )?;
         let mut vectors = vec![Vec::new(); texts.len()];
@@ -359,20 +356,9 @@ impl Model {
         Ok(vectors)
     }
 
-    /// Threads that tokenize a call's inputs: ettin.threads, as for ONNX Runtime.
-    fn tokenize_threads(&self) -> usize {
-        crate::parallel::threads(self.options.intra_threads)
-    }
-
     /// An embedder's truncation length: its saved max_seq_length, else its positions, else 512.
     pub fn embed_max_length(&self) -> usize {
         self.files.length_limit.unwrap_or(512)
-    }
-
-    /// The width of the vectors `embed` returns before truncate_dim.
-    pub fn embedding_dim(&self) -> Option<usize> {
-        let head = self.files.head.as_ref()?;
-        head.validate().ok()
     }
 
     /// Plan batches over `encoded` and run them, handing each row's output (a logit, or an
@@ -436,7 +422,7 @@ impl Model {
             between_batches,
             |range| {
                 self.tokenizer
-                    .encode_pairs(&pairs[range], max_length, self.tokenize_threads())
+                    .encode_pairs(&pairs[range], max_length, self.tokenize_threads)
             },
         )
     }

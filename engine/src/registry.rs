@@ -58,7 +58,7 @@ impl Loaded {
                 "{} on {} ({}) in {:.0} ms",
                 crate::quoted(m.files.onnx.display()),
                 m.device(),
-                m.device_reason,
+                m.device_reason(),
                 m.load_ms
             ),
             Loaded::Static(s) => format!(

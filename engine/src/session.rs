@@ -119,8 +119,6 @@ pub struct OnnxSession {
     pub device: Device,
     /// Why this device: e.g. "auto: ONNX Runtime has no CUDA provider".
     pub device_reason: String,
-    /// What the graph's metadata says of its int8 weights ("7-bit", "full-range"), if anything.
-    pub int8_weights: Option<String>,
     feeds_attention_mask: bool,
     feeds_token_type_ids: bool,
     /// The graph's outputs: name and declared type.
@@ -275,7 +273,6 @@ impl OnnxSession {
             session: Mutex::new(session),
             device,
             device_reason,
-            int8_weights,
             feeds_attention_mask,
             feeds_token_type_ids,
             outputs,

@@ -131,17 +131,8 @@ impl PairTokenizer {
         max_length: usize,
         threads: usize,
     ) -> Result<Vec<EncodedPair>> {
-        let tokenizer = self.configured(max_length)?;
-        crate::parallel::map(pairs, threads, |(q, d)| {
-            let encoding = tokenizer
-                .encode_fast(EncodeInput::Dual((*q).into(), (*d).into()), true)
-                .map_err(|e| {
-                    EngineError::external("the tokenizer failed on an input").with_detail(e)
-                })?;
-            Ok(EncodedPair {
-                ids: encoding.get_ids().to_vec(),
-                type_ids: encoding.get_type_ids().to_vec(),
-            })
+        self.encode_all(pairs, max_length, threads, |(q, d)| {
+            EncodeInput::Dual((*q).into(), (*d).into())
         })
     }
 
@@ -154,13 +145,25 @@ impl PairTokenizer {
         max_length: usize,
         threads: usize,
     ) -> Result<Vec<EncodedPair>> {
+        self.encode_all(texts, max_length, threads, |t| {
+            EncodeInput::Single((*t).into())
+        })
+    }
+
+    /// Encode each item (`input` says how it reads) with special tokens, truncated at
+    /// `max_length`, on up to `threads` threads.
+    fn encode_all<T: Sync>(
+        &self,
+        items: &[T],
+        max_length: usize,
+        threads: usize,
+        input: impl for<'a> Fn(&'a T) -> EncodeInput<'a> + Sync,
+    ) -> Result<Vec<EncodedPair>> {
         let tokenizer = self.configured(max_length)?;
-        crate::parallel::map(texts, threads, |t| {
-            let encoding = tokenizer
-                .encode_fast(EncodeInput::Single((*t).into()), true)
-                .map_err(|e| {
-                    EngineError::external("the tokenizer failed on a text").with_detail(e)
-                })?;
+        crate::parallel::map(items, threads, |item| {
+            let encoding = tokenizer.encode_fast(input(item), true).map_err(|e| {
+                EngineError::external("the tokenizer failed on an input").with_detail(e)
+            })?;
             Ok(EncodedPair {
                 ids: encoding.get_ids().to_vec(),
                 type_ids: encoding.get_type_ids().to_vec(),

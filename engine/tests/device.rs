@@ -41,9 +41,9 @@ fn cuda_without_the_provider_is_an_error_and_auto_falls_back_to_cpu() {
     let auto = Model::load(rt, &dir, options(DeviceChoice::Auto)).unwrap();
     assert_eq!(auto.device(), "cpu");
     assert!(
-        auto.device_reason.contains("no CUDA provider"),
+        auto.device_reason().contains("no CUDA provider"),
         "{}",
-        auto.device_reason
+        auto.device_reason()
     );
     assert_eq!(auto.default_batch_tokens(), 1024);
     let limits = |max_tokens| BatchLimits {

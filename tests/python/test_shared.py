@@ -25,6 +25,16 @@ def worker_status(conn):
     return conn.execute("SELECT ettin_info()->'worker'").fetchone()[0]
 
 
+def status_once(conn, done, seconds=20):
+    """The worker's status once done(status) holds, or the last one after `seconds`."""
+    deadline = time.time() + seconds
+    while True:
+        status = worker_status(conn)
+        if done(status) or time.time() > deadline:
+            return status
+        time.sleep(0.2)
+
+
 def rerank(conn, docs=DOCS, query="free software"):
     return conn.execute("SELECT rerank_score(%s, %s::text[], %s)", (query, docs, MODEL)).fetchone()[0]
 
@@ -113,12 +123,8 @@ class SharedInference(unittest.TestCase):
             waited = time.time() - t
             conn.execute("RESET statement_timeout")
             self.assertLess(waited, 2.0)
-            deadline = time.time() + 20
-            while time.time() < deadline:
-                status = worker_status(conn)
-                if all(m["queued_pairs"] == 0 for m in status["models"]) and status["active_requests"] == 0:
-                    break
-                time.sleep(0.2)
+            status = status_once(
+                conn, lambda s: all(m["queued_pairs"] == 0 for m in s["models"]) and s["active_requests"] == 0)
             self.assertTrue(all(m["queued_pairs"] == 0 for m in status["models"]), status)
             self.assertGreaterEqual(status["cancelled_requests"], 1)
             print(f"shared cancel: statement_timeout 300 ms returned after {waited * 1000:.0f} ms; worker dropped the queued pairs")
@@ -134,12 +140,7 @@ class SharedInference(unittest.TestCase):
             waited = time.time() - t
             conn.execute("RESET statement_timeout")
             self.assertLess(waited, 2.0)
-            deadline = time.time() + 20
-            while time.time() < deadline:
-                status = worker_status(conn)
-                if status["active_requests"] == 0:
-                    break
-                time.sleep(0.2)
+            status = status_once(conn, lambda s: s["active_requests"] == 0)
             self.assertEqual(status["active_requests"], 0, status)
             self.assertGreater(status["cancelled_requests"], before)
             print(f"shared embed cancel: statement_timeout 300 ms returned after {waited * 1000:.0f} ms; "

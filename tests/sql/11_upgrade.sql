@@ -11,14 +11,7 @@ CREATE DATABASE ettin_fresh;
 
 \c ettin_fresh
 CREATE EXTENSION ettin;
-CREATE VIEW pg_temp.members AS
-SELECT string_agg(line, E'\n' ORDER BY line) AS list, count(*) AS n
-FROM (SELECT pg_describe_object(classid, objid, 0)
-         || CASE WHEN classid = 'pg_proc'::regclass THEN ' ' || md5(pg_get_functiondef(objid)) ELSE '' END
-         || coalesce(' -- ' || obj_description(objid, classid::regclass::text), '') AS line
-      FROM pg_depend
-      WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-        AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ettin')) AS members;
+\ir _members.sql
 SELECT extversion AS fresh_version FROM pg_extension WHERE extname = 'ettin' \gset
 SELECT list AS fresh, n AS fresh_n FROM pg_temp.members \gset
 
@@ -32,14 +25,7 @@ SELECT score AS before FROM best_license_passage \gset
 ALTER EXTENSION ettin UPDATE;
 SELECT pg_temp.assert(extversion = :'fresh_version', 'updated to ' || :'fresh_version') FROM pg_extension WHERE extname = 'ettin';
 SELECT pg_temp.assert(score::text = :'before', 'the view that calls ettin_rerank still works') FROM best_license_passage;
-CREATE VIEW pg_temp.members AS
-SELECT string_agg(line, E'\n' ORDER BY line) AS list, count(*) AS n
-FROM (SELECT pg_describe_object(classid, objid, 0)
-         || CASE WHEN classid = 'pg_proc'::regclass THEN ' ' || md5(pg_get_functiondef(objid)) ELSE '' END
-         || coalesce(' -- ' || obj_description(objid, classid::regclass::text), '') AS line
-      FROM pg_depend
-      WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-        AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ettin')) AS members;
+\ir _members.sql
 SELECT pg_temp.assert(list = :'fresh', format(E'the updated extension differs from a fresh install:\n%s\n-- fresh:\n%s', list, :'fresh'))
 FROM pg_temp.members;
 SELECT pg_temp.assert(n = :fresh_n AND n >= 9, n || ' objects, as a fresh install') FROM pg_temp.members;

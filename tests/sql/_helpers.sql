@@ -2,23 +2,29 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 
+-- The SQLSTATE, message and hint running `stmt` raises (all NULL when it succeeds).
+CREATE FUNCTION pg_temp.caught(stmt text, OUT state text, OUT msg text, OUT hint text) AS $$
+BEGIN
+  EXECUTE stmt;
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+END $$ LANGUAGE plpgsql;
+
 -- Fail unless running `stmt` raises SQLSTATE `state` (with a hint, for ettin's own errors).
 CREATE FUNCTION pg_temp.expect_error(stmt text, state text, want_hint boolean DEFAULT true) RETURNS text AS $$
-DECLARE got text; msg text; hint text;
+DECLARE e record;
 BEGIN
-  BEGIN
-    EXECUTE stmt;
-  EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS got = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
-    IF got <> state THEN
-      RAISE EXCEPTION 'expected SQLSTATE % from [%], got %: %', state, stmt, got, msg;
-    END IF;
-    IF want_hint AND coalesce(hint, '') = '' THEN
-      RAISE EXCEPTION 'error from [%] has no hint: %', stmt, msg;
-    END IF;
-    RETURN got || ': ' || msg;
-  END;
-  RAISE EXCEPTION 'expected SQLSTATE % from [%], but it succeeded', state, stmt;
+  SELECT * INTO e FROM pg_temp.caught(stmt);
+  IF e.state IS NULL THEN
+    RAISE EXCEPTION 'expected SQLSTATE % from [%], but it succeeded', state, stmt;
+  END IF;
+  IF e.state <> state THEN
+    RAISE EXCEPTION 'expected SQLSTATE % from [%], got %: %', state, stmt, e.state, e.msg;
+  END IF;
+  IF want_hint AND coalesce(e.hint, '') = '' THEN
+    RAISE EXCEPTION 'error from [%] has no hint: %', stmt, e.msg;
+  END IF;
+  RETURN e.state || ': ' || e.msg;
 END $$ LANGUAGE plpgsql;
 
 -- Fail unless every got[i] is within tol × σ(expected) of expected[i].
