@@ -6,10 +6,11 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::embed::Prompts;
 use crate::error::{EngineError, Result};
 use crate::head::{Activation, Head};
+use crate::json::{first_existing, read_json_if_exists};
 use crate::modules::{read_modules, Modules, TransformerConfig};
+use crate::prompts::Prompts;
 use crate::quote::quoted;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,36 +96,6 @@ pub fn resolve_model_dir(root: &Path, name: &str) -> Result<PathBuf> {
             .with_hint("a superuser sets ettin.model_dir to the directory that holds the models"));
     }
     Ok(root.join(relative))
-}
-
-pub(crate) fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            EngineError::missing(format!(
-                "model file {} does not exist",
-                quoted(path.display())
-            ))
-        } else {
-            EngineError::external(format!("could not read {}", quoted(path.display())))
-                .with_detail(e)
-        }
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        EngineError::external(format!("{} is not valid JSON", quoted(path.display())))
-            .with_detail(e)
-    })
-}
-
-pub(crate) fn read_json_if_exists(path: &Path) -> Result<Option<Value>> {
-    if path.is_file() {
-        read_json(path).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
-fn first_existing(dir: &Path, candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(|c| dir.join(c)).find(|p| p.is_file())
 }
 
 /// Check an `ettin.onnx_file` value: a relative path of plain parts inside the model directory.

@@ -1,101 +1,31 @@
 //! A loaded ONNX model — a cross-encoder or a transformer embedder — and the pipeline both use:
 //! encode → plan batches → (pad → run → head) per batch → post-process → input order.
 //! Scoring ends each row in a logit and an activation; embedding in a vector (pooling, Dense,
-//! Normalize, truncate_dim). StaticEmbedding models (embed.rs) need no ONNX Runtime.
+//! Normalize, truncate_dim). StaticEmbedding models (static_embedding.rs) need no ONNX Runtime.
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use ort::value::ValueType;
 
 use crate::batch::{plan_batches, BatchLimits};
-use crate::embed::with_prompt;
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::{read_model_files, Layout, ModelFiles};
 use crate::head::Activation;
+use crate::options::{ActivationChoice, EmbedOptions, ScoreOptions};
+use crate::prompts::with_prompt;
 use crate::quote::quoted;
 use crate::runtime::Runtime;
 use crate::session::{onnx_error, OnnxSession};
-pub use crate::session::{CudaOptions, Device, DeviceChoice, LoadOptions, ModelKey};
+use crate::session::{Device, LoadOptions};
+use crate::status::{add_elapsed, Counters, ModelStatus};
 use crate::tokenize::{EncodedPair, PairTokenizer};
-
-/// How scores are post-processed (the `ettin.activation` setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ActivationChoice {
-    /// What the model's sentence-transformers config says (CrossEncoder.predict's default).
-    Model,
-    /// The raw logit.
-    Raw,
-    Sigmoid,
-}
-
-/// Work a model has done in this process, for ettin_models() and the benchmark's "time outside
-/// inference" figure.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub calls: AtomicU64,
-    pub pairs: AtomicU64,
-    pub tokens: AtomicU64,
-    pub batches: AtomicU64,
-    /// Nanoseconds in tokenization, in ONNX Runtime's run, and in the whole score() call.
-    pub tokenize_ns: AtomicU64,
-    pub inference_ns: AtomicU64,
-    pub total_ns: AtomicU64,
-}
-
-/// A snapshot of [`Counters`].
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
-pub struct CounterValues {
-    pub calls: u64,
-    pub pairs: u64,
-    pub tokens: u64,
-    pub batches: u64,
-    pub tokenize_ms: f64,
-    pub inference_ms: f64,
-    pub total_ms: f64,
-}
-
-impl Counters {
-    pub fn snapshot(&self) -> CounterValues {
-        let ms = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64 / 1e6;
-        CounterValues {
-            calls: self.calls.load(Ordering::Relaxed),
-            pairs: self.pairs.load(Ordering::Relaxed),
-            tokens: self.tokens.load(Ordering::Relaxed),
-            batches: self.batches.load(Ordering::Relaxed),
-            tokenize_ms: ms(&self.tokenize_ns),
-            inference_ms: ms(&self.inference_ns),
-            total_ms: ms(&self.total_ns),
-        }
-    }
-}
-
-fn add_elapsed(counter: &AtomicU64, since: Instant) {
-    counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
-}
 
 /// A requested max_length capped by the model's length limit, if it has one.
 pub fn capped_max_length(requested: usize, length_limit: Option<usize>) -> usize {
     length_limit.map_or(requested, |limit| requested.min(limit))
-}
-
-/// A loaded model and its counters, as ettin_models() and the shared worker's status report it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ModelStatus {
-    pub name: String,
-    pub path: String,
-    pub onnx_file: String,
-    pub layout: String,
-    pub device: String,
-    pub load_ms: f32,
-    #[serde(flatten)]
-    pub counters: CounterValues,
-    /// The model's length limit (saved max length, position embeddings): caps ettin.max_length.
-    pub length_limit: Option<usize>,
-    /// Pairs waiting in the shared worker's queue (0 in a backend).
-    pub queued_pairs: usize,
 }
 
 /// What the graph returns, and so what the head reads.
@@ -108,27 +38,6 @@ enum GraphOutput {
     ClsHiddenState,
     /// [batch, 1]: a classic model's logits.
     Logits,
-}
-
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct ScoreOptions {
-    /// Tokens per pair including special tokens; capped by the model's position limit.
-    pub max_length: usize,
-    pub limits: BatchLimits,
-    pub activation: ActivationChoice,
-    /// Memory guard: most tokens (after truncation) one call may hold.
-    pub max_total_tokens: usize,
-}
-
-/// An embedding call's settings: `encode(prompt_name=..., truncate_dim=...)`, batching and the
-/// token guard.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct EmbedOptions {
-    pub prompt_name: Option<String>,
-    /// Keep the first n dimensions (0: all), after Normalize, as sentence-transformers does.
-    pub truncate_dim: usize,
-    pub limits: BatchLimits,
-    pub max_total_tokens: usize,
 }
 
 pub struct Model {

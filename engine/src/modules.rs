@@ -8,8 +8,8 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 use crate::error::{EngineError, Result};
-use crate::files::{read_json, read_json_if_exists};
 use crate::head::{Activation, Dense, Head, Layer, LayerNorm, Pooling};
+use crate::json::{read_json, read_json_if_exists};
 use crate::quote::quoted;
 
 /// The kind of a modules.json entry, from its type path. sentence-transformers 3.x–5.x write

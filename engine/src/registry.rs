@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::embed::{static_module_dir, StaticEmbedder};
 use crate::error::Result;
-use crate::model::{not_a_cross_encoder, EmbedOptions, LoadOptions, Model, ModelKey, ModelStatus};
+use crate::model::{not_a_cross_encoder, Model};
+use crate::options::EmbedOptions;
 use crate::runtime::Runtime;
+use crate::session::{LoadOptions, ModelKey};
+use crate::static_embedding::{static_module_dir, StaticEmbedder};
+use crate::status::ModelStatus;
 
 /// A loaded model of either kind: ONNX (cross-encoders, transformer embedders) or a
 /// StaticEmbedding table, which needs no ONNX Runtime at all.

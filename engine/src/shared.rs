@@ -24,9 +24,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::BatchLimits;
 use crate::error::{EngineError, ErrorKind, Result};
-use crate::model::{EmbedOptions, LoadOptions, Model, ModelStatus, ScoreOptions};
+use crate::model::Model;
+use crate::options::{EmbedOptions, ScoreOptions};
 use crate::registry::{self, Loaded};
 use crate::runtime::Runtime;
+use crate::session::LoadOptions;
+use crate::status::ModelStatus;
 use crate::tokenize::EncodedPair;
 
 /// How many batches' worth of the oldest waiting pairs the batcher sorts by length.

@@ -9,8 +9,8 @@ mod common;
 use std::path::Path;
 
 use common::{fixture_dir, load, runtime};
-use ettin_engine::embed::StaticEmbedder;
 use ettin_engine::registry::{self, Loaded};
+use ettin_engine::static_embedding::StaticEmbedder;
 use ettin_engine::{BatchLimits, EmbedOptions, ErrorKind, LoadOptions};
 
 struct Reference {

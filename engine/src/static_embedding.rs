@@ -1,7 +1,7 @@
-//! Prompts of embedders, and the StaticEmbedding layout (sentence-transformers/
-//! static-retrieval-mrl-en-v1): a token-embedding table averaged per text, pure Rust, no ONNX
-//! Runtime. Transformer embedders run through model.rs like rerankers (same session, batching
-//! and tokenizer); this file shares their tokenizer, weight readers, options and counters.
+//! The StaticEmbedding layout (sentence-transformers/static-retrieval-mrl-en-v1): a
+//! token-embedding table averaged per text, pure Rust, no ONNX Runtime. Transformer embedders run
+//! through model.rs like rerankers (same session, batching and tokenizer); this file shares their
+//! tokenizer, weight readers, prompts, options and counters.
 //!
 //! What `SentenceTransformer.encode` does with it (sentence-transformers 6, checked against the
 //! fixture's reference vectors): the prompt string is prepended to the text before tokenizing;
@@ -9,8 +9,6 @@
 //! tokenizer.json itself says so; the vector is the mean of the token rows (an empty text gives
 //! zeros); nothing is normalized; `truncate_dim` keeps the first dimensions.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -19,77 +17,13 @@ use serde_json::Value;
 use tokenizers::Tokenizer;
 
 use crate::error::{EngineError, ErrorKind, Result};
-use crate::files::{read_json, read_json_if_exists};
-use crate::model::{Counters, EmbedOptions, ModelStatus};
+use crate::json::read_json;
 use crate::modules::{resolve_module_dir, ModuleWeights};
+use crate::options::EmbedOptions;
+use crate::prompts::{with_prompt, Prompts};
 use crate::quote::quoted;
+use crate::status::{Counters, ModelStatus};
 use crate::tokenize::read_tokenizer;
-
-/// A model's prompts (config_sentence_transformers.json): name → text prepended to the input.
-#[derive(Debug, Clone, Default)]
-pub struct Prompts {
-    pub prompts: BTreeMap<String, String>,
-    pub default_prompt_name: Option<String>,
-}
-
-impl Prompts {
-    pub fn read(dir: &Path) -> Result<Self> {
-        let cfg = read_json_if_exists(&dir.join("config_sentence_transformers.json"))?
-            .unwrap_or(Value::Null);
-        Ok(Prompts::from_config(&cfg))
-    }
-
-    /// The prompts of a parsed config_sentence_transformers.json.
-    pub fn from_config(cfg: &Value) -> Self {
-        let mut prompts: BTreeMap<String, String> = cfg
-            .get("prompts")
-            .and_then(Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        // sentence-transformers 6 gives every model empty "query" and "document" prompts.
-        for name in ["query", "document"] {
-            prompts.entry(name.to_owned()).or_default();
-        }
-        Prompts {
-            prompts,
-            default_prompt_name: cfg
-                .get("default_prompt_name")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        }
-    }
-
-    /// The prompt text for `name` (None: the model's default prompt, if it has one).
-    pub fn text(&self, name: Option<&str>) -> Result<&str> {
-        let Some(name) = name.or(self.default_prompt_name.as_deref()) else {
-            return Ok("");
-        };
-        self.prompts.get(name).map(String::as_str).ok_or_else(|| {
-            EngineError::invalid(format!("the model has no prompt named {}", quoted(name)))
-                .with_hint(format!(
-                    "prompt names of this model: {}",
-                    self.prompts
-                        .keys()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-        })
-    }
-}
-
-/// `text` as the model sees it under `prompt`: the prompt prepended before tokenizing, as
-/// sentence-transformers does (it changes how the first word splits).
-pub fn with_prompt<'a>(prompt: &str, text: &'a str) -> Cow<'a, str> {
-    match prompt {
-        "" => Cow::Borrowed(text),
-        p => Cow::Owned(format!("{p}{text}")),
-    }
-}
 
 /// Where a StaticEmbedding module is: the Hub layout (`0_StaticEmbedding/`) or the model root
 /// (what `model.save()` of sentence-transformers 6 writes). None if modules.json has no lone
