@@ -8,12 +8,13 @@ use ettin_engine::shared::{self, EmbedRequest};
 use ettin_engine::{BatchLimits, EmbedOptions};
 use pgrx::prelude::*;
 
-use crate::api::{
-    call_key_for, local_transaction_id, model, resolve_model, shared_inference, Task,
-};
+use pgrx::{pg_sys, IntoDatum};
+
+use crate::call_memo::{call_key_for, local_transaction_id};
 use crate::error::OrRaise;
 use crate::guc;
-use pgrx::{pg_sys, IntoDatum};
+use crate::models::{model, resolve_model, shared_inference, Task};
+use crate::paths::inference_socket;
 
 fn embed_options(prompt_name: Option<&str>) -> EmbedOptions {
     EmbedOptions {
@@ -28,7 +29,7 @@ fn embed_options(prompt_name: Option<&str>) -> EmbedOptions {
 }
 
 thread_local! {
-    /// Vectors of this transaction's last single-text calls: as for scores (api.rs), a statement
+    /// Vectors of this transaction's last single-text calls: as for scores (rerank.rs), a statement
     /// that evaluates the same constant call at plan time and in the executor — or once per row,
     /// under a sort plan of `ORDER BY embedding <=> ettin_embed($1)::vector` — embeds once. The
     /// array form returns rows, which Postgres never evaluates at plan time: it is not kept.
@@ -72,7 +73,7 @@ fn embed_inputs(
             options: options.clone(),
             texts: texts.iter().map(|t| (*t).to_owned()).collect(),
         };
-        shared::embed(&crate::worker::socket_path(), request, &mut check_cancel)
+        shared::embed(&inference_socket(), request, &mut check_cancel)
     } else {
         model(model_name, Task::Embed).embed(&texts, options, &mut check_cancel)
     };

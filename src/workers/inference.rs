@@ -3,7 +3,6 @@
 //! inference kills only ettin-inferd (a crashed Postgres child would make the postmaster restart
 //! every connection). The supervisor restarts it; backends see a clean ERROR meanwhile.
 
-use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -13,21 +12,11 @@ use pgrx::bgworkers::{
 use pgrx::prelude::*;
 
 use crate::guc;
+use crate::paths::{onnxruntime_library_path, pkglib_dir, INFERENCE_SOCKET};
 
-/// The worker's socket, relative to the data directory (every backend's working directory):
-/// only the server's OS user can reach it, and no path length limit applies.
-pub const SOCKET: &str = "ettin_inference.sock";
-
-pub fn socket_path() -> PathBuf {
-    PathBuf::from(SOCKET)
-}
-
-/// Called from _PG_init while shared_preload_libraries loads: register the supervisor.
-pub fn register_if_preloading() {
-    // SAFETY: a plain global the postmaster sets while loading shared_preload_libraries.
-    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
-        return;
-    }
+/// Register the supervisor when ettin.inference = shared (workers/mod.rs calls this only while
+/// shared_preload_libraries loads).
+pub fn register() {
     if guc::INFERENCE.get() != guc::Inference::Shared {
         return;
     }
@@ -49,11 +38,11 @@ fn spawn() -> std::io::Result<Child> {
         guc::DeviceSetting::Cuda => "cuda",
         guc::DeviceSetting::Auto => "auto",
     };
-    Command::new(crate::api::pkglib_dir().join("ettin-inferd"))
+    Command::new(pkglib_dir().join("ettin-inferd"))
         .arg("--socket")
-        .arg(SOCKET)
+        .arg(INFERENCE_SOCKET)
         .arg("--onnxruntime")
-        .arg(crate::api::onnxruntime_library_path())
+        .arg(onnxruntime_library_path())
         .args(["--threads", &guc::THREADS.get().max(0).to_string()])
         .args(["--spinning", if guc::SPINNING.get() { "on" } else { "off" }])
         .args(["--device", device])
@@ -110,7 +99,7 @@ pub extern "C-unwind" fn ettin_supervisor_main(_arg: pg_sys::Datum) {
                 Err(e) => {
                     warning!(
                         "ettin: cannot start {}: {e}",
-                        crate::api::pkglib_dir().join("ettin-inferd").display()
+                        pkglib_dir().join("ettin-inferd").display()
                     );
                     next_start = Instant::now() + Duration::from_secs(5);
                 }
@@ -123,5 +112,5 @@ pub extern "C-unwind" fn ettin_supervisor_main(_arg: pg_sys::Datum) {
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         let _ = c.wait();
     }
-    let _ = std::fs::remove_file(SOCKET);
+    let _ = std::fs::remove_file(INFERENCE_SOCKET);
 }
