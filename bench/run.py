@@ -44,7 +44,6 @@ ARCHITECTURES = {  # hidden, layers, heads (models.md)
     "150m": (768, 22, 12),
 }
 ROOT = Path(os.environ.get("ETTIN_BENCH_ROOT", "/var/tmp/ettin-bench"))
-PORT = 54350
 
 
 def nq_like_pairs(sentences: list[str], queries: int, docs_per_query: int, seed: int = 0):
@@ -171,14 +170,19 @@ def bench_ort(model_dir: Path, groups, threads: int, batch_tokens: int | None = 
 
 
 def cluster(*args: str) -> None:
-    env = dict(os.environ, ETTIN_CLUSTER_ROOT=str(ROOT), ETTIN_CLUSTER_PORT=str(PORT))
+    env = dict(os.environ, ETTIN_CLUSTER_ROOT=str(ROOT))
     subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), *args], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def port() -> str:
+    """The port scripts/cluster.sh drew for the cluster (it keeps it in ROOT/port)."""
+    return (ROOT / "port").read_text().strip()
 
 
 def connect(db="ettin_bench"):
     import psycopg
 
-    return psycopg.connect(f"host={ROOT} port={PORT} user=postgres dbname={db}", autocommit=True)
+    return psycopg.connect(f"host={ROOT} port={port()} user=postgres dbname={db}", autocommit=True)
 
 
 def ettin_rate(conn, name: str, groups) -> tuple[float, list]:
@@ -346,9 +350,9 @@ def main() -> None:
     results = saved_results() if args.keep else {}
     cluster("start", f"ettin.model_dir = '{models_dir}'")
     try:
-        subprocess.run(["psql", "-Xq", "-h", str(ROOT), "-p", str(PORT), "-U", "postgres", "-d", "postgres",
+        subprocess.run(["psql", "-Xq", "-h", str(ROOT), "-p", port(), "-U", "postgres", "-d", "postgres",
                         "-c", "DROP DATABASE IF EXISTS ettin_bench", "-c", "CREATE DATABASE ettin_bench"], check=True)
-        subprocess.run(["psql", "-Xq", "-h", str(ROOT), "-p", str(PORT), "-U", "postgres", "-d", "ettin_bench",
+        subprocess.run(["psql", "-Xq", "-h", str(ROOT), "-p", port(), "-U", "postgres", "-d", "ettin_bench",
                         "-f", "sql/load_demo_corpus.sql"], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         for arch in args.models.split(","):
             model_dir = build_model(arch, models_dir / "bench" / f"ettin-{arch}")

@@ -3,7 +3,7 @@
 
   bench/shared.py [--model 150m] [--clients 16] [--rounds 2] [--docs 20]
 
-Runs the same workload twice on the benchmark cluster (scripts/cluster.sh, port 54350): first with
+Runs the same workload twice on the benchmark cluster (scripts/cluster.sh): first with
 ettin.inference = backend (every connection loads the model), then restarted with
 shared_preload_libraries = 'ettin' and ettin.inference = shared (one ettin-inferd owns it). Each of
 --clients connections reranks --rounds queries of --docs demo passages at the same time. Reports

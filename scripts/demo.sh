@@ -11,7 +11,6 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export ETTIN_CLUSTER_ROOT=${ETTIN_CLUSTER_ROOT:-/var/tmp/ettin-demo}
-export ETTIN_CLUSTER_PORT=${ETTIN_CLUSTER_PORT:-54330}
 models=$ETTIN_CLUSTER_ROOT/models
 hub_dir=${ETTIN_DEMO_MODEL_DIR:-/var/lib/postgresql/ettin/models}
 reranker=cross-encoder/ettin-reranker-17m-v1

@@ -12,7 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 CACHE=${ETTIN_DOCKER_CACHE:-/var/cache/ettin/docker}
-PORT=54390
+PORT=$(python3 "$repo/scripts/ports.py" free)   # published on 127.0.0.1, outside the ephemeral range
 IMAGE=localhost/ettin:test
 log() { printf '== %s\n' "$*"; }
 
@@ -71,7 +71,8 @@ trap cleanup EXIT
 run() { # run ARGS...: a fresh container on $PORT with the models mounted, ready for connections
   cleanup
   podman run -d --name ettin-docker-test -e POSTGRES_PASSWORD=ettin -p "127.0.0.1:$PORT:5432" \
-    -v "$models:/var/lib/postgresql/ettin/models:ro" "$IMAGE" "$@" >/dev/null
+    -v "$models:/var/lib/postgresql/ettin/models:ro" "$IMAGE" "$@" >/dev/null ||
+    { echo "the container did not start; $(python3 "$repo/scripts/ports.py" holder "$PORT")"; exit 1; }
   for _ in $(seq 120); do
     PGPASSWORD=ettin psql -XAtq -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "SELECT 1" >/dev/null 2>&1 && return 0
     sleep 0.5

@@ -9,11 +9,14 @@ RepositoryNotFound, unknown files 404 EntryNotFound, unknown revisions 404 Revis
 Small files carry git's blob sha1 as ETag, LFS files their sha256, as on the Hub; the repo
 "hubtest/corrupt" serves damaged LFS bytes. GET /_stats returns how many times each file's content was served (to prove single downloads).
 
-Usage: hub_server.py ROOT PORT
+Usage: hub_server.py ROOT PORT_FILE
+Binds a free port of its own choosing (port 0) on 127.0.0.1 and writes the number to PORT_FILE
+once it listens: no fixed port can be taken by another process first.
 """
 
 import hashlib
 import json
+import os
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +24,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 ROOT = Path(sys.argv[1])
-PORT = int(sys.argv[2])
+PORT_FILE = Path(sys.argv[2])
 REVISIONS = {"main", "v1"}
 LARGE = (".onnx", ".safetensors")
 served: dict[str, int] = {}
@@ -103,7 +106,7 @@ class Hub(BaseHTTPRequestHandler):
         sha = sha256(target)
         if target.suffix in LARGE:
             self.send_response(302)
-            self.send_header("Location", f"http://127.0.0.1:{PORT}/lfs/{org}/{name}/{file}")
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/lfs/{org}/{name}/{file}")
             self.send_header("x-repo-commit", commit)
             self.send_header("x-linked-etag", f'"{sha}"')
             self.send_header("x-linked-size", str(target.stat().st_size))
@@ -126,4 +129,8 @@ class Server(ThreadingHTTPServer):
 
 
 if __name__ == "__main__":
-    Server(("127.0.0.1", PORT), Hub).serve_forever()
+    server = Server(("127.0.0.1", 0), Hub)
+    # Written whole, then renamed: a reader never sees a partial number.
+    PORT_FILE.with_suffix(".tmp").write_text(str(server.server_port))
+    os.replace(PORT_FILE.with_suffix(".tmp"), PORT_FILE)
+    server.serve_forever()

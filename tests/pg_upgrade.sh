@@ -8,7 +8,9 @@ NEW=${1:-18}
 here=$(cd "$(dirname "$0")" && pwd)
 old_bin=/usr/lib/postgresql/15/bin
 new_bin=$("${ETTIN_PG_ROOT:-/var/cache/ettin/pg}/$NEW/bin/pg_config" --bindir)
-OLD_PORT=54380 NEW_PORT=54381
+# Both servers listen on Unix sockets only (listen_addresses = ''), in this run's own directory:
+# the port numbers only name the socket files, no TCP port is taken.
+OLD_PORT=5432 NEW_PORT=5433
 root=$(mktemp -d /var/tmp/ettin-upgrade.XXXXXX)
 as_server() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {

@@ -42,15 +42,8 @@ cp "$here/fixtures/models/static/config_sentence_transformers.json" "$hub/hubtes
 echo '[{"idx": 0, "name": "0", "path": "0_StaticEmbedding", "type": "sentence_transformers.models.StaticEmbedding"}]' \
   > "$hub/hubtest/static/modules.json"
 cp -r "$here/fixtures/models/embed-bert" "$hub/hubtest/embed-bert" && rm -rf "$hub/hubtest/embed-bert/2_Normalize"
-HUB_PORT=${ETTIN_HUB_PORT:-54340}
-python3 "$here/hub_server.py" "$hub" "$HUB_PORT" 2>"$ETTIN_CLUSTER_ROOT/hub_server.log" &
-HUB_PID=$!
-export HUB_PID HUB_PORT
-for _ in $(seq 50); do
-  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$HUB_PORT/_stats')" 2>/dev/null && break
-  kill -0 "$HUB_PID" 2>/dev/null || { echo "the hub stand-in could not start (port $HUB_PORT in use?)"; exit 1; }
-  sleep 0.1
-done
+. "$here/hub_start.sh"
+start_hub "$hub" "$ETTIN_CLUSTER_ROOT/hub_server.log" || exit 1
 
 trap '"$cluster" stop; kill $HUB_PID 2>/dev/null || true' EXIT
 settings="\"ettin.model_dir = '$models'\" \"ettin.hub_endpoint = 'http://127.0.0.1:$HUB_PORT'\""

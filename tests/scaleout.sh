@@ -10,8 +10,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 PG_BIN=${PG_BIN:-$(dirname "$(readlink -f "${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}")")}
-PORT=${ETTIN_SCALEOUT_PORT:-54370}
-P0=$PORT S1=$((PORT + 1)) S2=$((PORT + 2)) POOL=$((PORT + 3)) PCP=$((PORT + 4)) HUB=$((PORT + 5))
+# Five free TCP ports outside the ephemeral range (scripts/ports.py); the Hub stand-in picks its own.
+read -r P0 S1 S2 POOL PCP <<<"$(python3 "$repo/scripts/ports.py" free 5 | tr '\n' ' ')"
 VENV=${ETTIN_TEST_VENV:-/var/cache/ettin/venv}
 MODEL=hubtest/modular
 ROOT=$(mktemp -d /var/tmp/ettin-scaleout.XXXXXX)
@@ -47,13 +47,14 @@ for n in p0 s1; do mkdir -p "$ROOT/models-$n/hubtest" && cp -r "$here/fixtures/m
 mkdir -p "$ROOT/hub/hubtest" && cp -r "$here/fixtures/models/modular" "$ROOT/hub/$MODEL"
 chmod -R a+rX "$ROOT"/models-*
 [ "$(id -u)" -ne 0 ] || chown -R postgres:postgres "$ROOT/models-s2"   # standby 2 downloads here
-python3 "$here/hub_server.py" "$ROOT/hub" "$HUB" 2>"$ROOT/hub.log" &
-HUB_PID=$!
+. "$here/hub_start.sh"
+start_hub "$ROOT/hub" "$ROOT/hub.log"
 
 node_start() { # node port model_dir [extra -c settings]
   local n=$1 port=$2 models=$3; shift 3
   as_server "$PG_BIN/pg_ctl" -D "$ROOT/$n" start -w -l "$ROOT/$n.log" \
-    -o "-p $port -k $ROOT -c listen_addresses=127.0.0.1 -c ettin.model_dir=$models $*" >/dev/null
+    -o "-p $port -k $ROOT -c listen_addresses=127.0.0.1 -c ettin.model_dir=$models $*" >/dev/null ||
+    { echo "node $n did not start; $(python3 "$repo/scripts/ports.py" holder "$port")"; exit 1; }
 }
 
 as_server "$PG_BIN/initdb" -D "$ROOT/p0" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
@@ -79,7 +80,7 @@ done
 standby_settings=""
 start_standbys() {
   node_start s1 "$S1" "$ROOT/models-s1" "$standby_settings"
-  node_start s2 "$S2" "$ROOT/models-s2" "-c ettin.allow_download=all -c ettin.hub_endpoint=http://127.0.0.1:$HUB $standby_settings"
+  node_start s2 "$S2" "$ROOT/models-s2" "-c ettin.allow_download=all -c ettin.hub_endpoint=http://127.0.0.1:$HUB_PORT $standby_settings"
 }
 start_standbys
 
@@ -129,7 +130,7 @@ touch "$ROOT/pcp.conf" "$ROOT/pool_hba.conf"
 pool_start() {
   pgpool -n -D -f "$ROOT/pgpool.conf" -F "$ROOT/pcp.conf" -a "$ROOT/pool_hba.conf" >>"$ROOT/pgpool.log" 2>&1 &
   for _ in $(seq 100); do psql -XAtq -h 127.0.0.1 -p "$POOL" -d ettin_scale -c "SELECT 1" >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "pgpool did not start"; exit 1
+  echo "pgpool did not start; $(python3 "$repo/scripts/ports.py" holder "$POOL"); $(python3 "$repo/scripts/ports.py" holder "$PCP")"; exit 1
 }
 pool_start
 
