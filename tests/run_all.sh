@@ -17,6 +17,11 @@ cd "$repo"
 if cargo fmt --all --check >"$log" 2>&1; then echo "ok   cargo fmt"; passed=$((passed + 1))
 else echo "FAIL cargo fmt"; head -20 "$log"; failed=$((failed + 1)); fi
 
+# No two modules of a crate import each other (a circle means none of them can be read alone).
+if python3 "$here/import_circles.py" engine/src src >"$log" 2>&1; then echo "ok   import circles"; passed=$((passed + 1))
+else echo "FAIL import circles"; failed=$((failed + 1)); fi
+sed 's/^/     /' "$log"
+
 cargo test -p ettin-engine 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 count "$log"
