@@ -29,6 +29,11 @@ if [ "$status" -ne 0 ] && ! grep -q '^test result: FAILED\.' "$log"; then
   failed=$((failed + 1)); echo "FAIL engine tests did not build or run"
 fi
 
+# Test servers take drawn ports, and say who holds a port they cannot take.
+if bash "$here/ports.sh" >"$log" 2>&1; then echo "ok   ports"; passed=$((passed + 1))
+else echo "FAIL ports"; failed=$((failed + 1)); fi
+sed 's/^/     /' "$log"
+
 bash "$here/run_sql_tests.sh" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 count "$log"
