@@ -22,9 +22,11 @@ $SUDO install -m 0755 "${CARGO_TARGET_DIR:-target}/release/ettin-inferd" "$pkgli
 echo "== inference worker: $pkglibdir/ettin-inferd"
 $SUDO install -m 0755 "$ORT_DIR/libonnxruntime.so.$ORT_VERSION" "$pkglibdir/libonnxruntime.so.$ORT_VERSION"
 echo "== ONNX Runtime: $pkglibdir/libonnxruntime.so.$ORT_VERSION"
-# The previous release's install script, so `CREATE EXTENSION ettin VERSION '0.1.0'` and then
-# ALTER EXTENSION ettin UPDATE work (cargo pgrx install copies the upgrade scripts themselves).
-$SUDO install -m 0644 sql/ettin--0.1.0.sql "$("$PG_CONFIG" --sharedir)/extension/ettin--0.1.0.sql"
+# Earlier releases' install scripts, so `CREATE EXTENSION ettin VERSION '0.1.0'` (or '0.2.0') and
+# then ALTER EXTENSION ettin UPDATE work (cargo pgrx install copies the upgrade scripts themselves).
+for old in 0.1.0 0.2.0; do
+  $SUDO install -m 0644 "sql/ettin--$old.sql" "$("$PG_CONFIG" --sharedir)/extension/ettin--$old.sql"
+done
 # The default ettin.model_dir; owned by postgres so the server can read (and later download) models.
 if id postgres >/dev/null 2>&1 && [ ! -d "$MODEL_DIR" ]; then
   $SUDO install -d -o postgres -g postgres -m 0755 "$MODEL_DIR"

@@ -4,7 +4,8 @@
 //! into Postgres ERRORs. Models, tokenization, batching and ONNX Runtime live in `ettin-engine`.
 //!
 //! - SQL surfaces, one file each: `rerank` (rerank_score, ettin_rerank), `embed` (ettin_embed,
-//!   ettin_embed_table), `admin` (ettin_info, ettin_models, ettin_download).
+//!   ettin_embed_table) and `chunk` (ettin_chunk: long texts into chunks that fit an embedder),
+//!   `admin` (ettin_info, ettin_models, ettin_download).
 //! - What they share: `models` (which model a call means, loaded here or asked of the shared
 //!   worker), `call_memo` (a statement computes once), `guc` (settings), `error` (SQLSTATEs),
 //!   `paths` (`$libdir`, the ONNX Runtime library, the worker's socket).
@@ -14,6 +15,7 @@ use pgrx::prelude::*;
 
 mod admin;
 mod call_memo;
+mod chunk;
 mod embed;
 mod error;
 mod guc;

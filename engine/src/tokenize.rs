@@ -94,6 +94,11 @@ impl PairTokenizer {
         })
     }
 
+    /// The tokenizer without truncation or padding (lowercasing included when the model asks).
+    pub fn plain(&self) -> &Tokenizer {
+        &self.base
+    }
+
     pub fn pad_id(&self) -> i64 {
         self.pad_id
     }
