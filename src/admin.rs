@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use ettin_engine::cpu::CpuFeatures;
+use ettin_engine::model::UNSTATED_MAX_LENGTH;
 use ettin_engine::registry;
 use ettin_engine::shared;
 use ettin_engine::{capped_max_length, EngineError};
@@ -115,7 +116,7 @@ fn ettin_models() -> TableIterator<
         .map(|m| {
             // Embedders truncate at their own length (0: a StaticEmbedding model does not).
             let max_length = match m.layout.as_str() {
-                "embedding" => m.length_limit.unwrap_or(512),
+                "embedding" => m.length_limit.unwrap_or(UNSTATED_MAX_LENGTH),
                 "static" => 0,
                 _ => capped_max_length(max_length, m.length_limit),
             };

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use ettin_engine::memo::{CallKeyDigest, CallMemo};
 use ettin_engine::shared::{self, EmbedRequest};
-use ettin_engine::{BatchLimits, EmbedOptions};
+use ettin_engine::EmbedOptions;
 use pgrx::prelude::*;
 
 use pgrx::{pg_sys, IntoDatum};
@@ -20,10 +20,7 @@ fn embed_options(prompt_name: Option<&str>) -> EmbedOptions {
     EmbedOptions {
         prompt_name: prompt_name.map(str::to_owned),
         truncate_dim: guc::EMBED_DIM.get().max(0) as usize,
-        limits: BatchLimits {
-            max_pairs: guc::BATCH_SIZE.get() as usize,
-            max_tokens: guc::BATCH_TOKENS.get() as usize,
-        },
+        limits: guc::batch_limits(),
         max_total_tokens: guc::MAX_TOKENS_PER_CALL.get() as usize,
     }
 }

@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 
+use ettin_engine::BatchLimits;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::PostgresGucEnum;
 
@@ -26,9 +27,12 @@ pub static EMBED_ONNX_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CS
 pub static MODEL_DIR: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"/var/lib/postgresql/ettin/models"));
 
-/// Tokens per (query, document) pair including special tokens; longer pairs are truncated
-/// (longest side first), and the model's own position limit caps it.
-pub static MAX_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(512);
+/// Most tokens per (query, document) pair including special tokens; longer pairs are truncated
+/// (longest side first). The model's own max length (its saved max_seq_length /
+/// model_max_length, and its position embeddings) always caps it, so the default — the largest
+/// value — truncates where `CrossEncoder.predict()` does. A model that states no length: 512.
+pub static MAX_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(MAX_LENGTH_LIMIT);
+pub const MAX_LENGTH_LIMIT: i32 = 32768;
 
 /// Most pairs in one ONNX Runtime call.
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32);
@@ -41,6 +45,13 @@ pub static BATCH_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// The ONNX graph to load, relative to the model directory (e.g. `onnx/model_int8.onnx` from
 /// the export tool's --int8); empty means onnx/model.onnx, else model.onnx.
 pub static ONNX_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// Memory guard: most megabytes of activations one ONNX Runtime call may need, by the estimate of
+/// memory.rs (attention grows with length²: one 8K-token pair of ettin-reranker-17m needs
+/// ~4 GB, of the 150m ~12 GB). Batches are planned under it; an input that alone needs more is
+/// ERROR 54000. Superuser-only so a user cannot lift it. The default lets a 24 GB server run
+/// ~10 such calls at once; the memory is given back after each.
+pub static MAX_BATCH_MEMORY_MB: GucSetting<i32> = GucSetting::<i32>::new(2048);
 
 /// Memory guard: most tokens (after truncation) one function call may tokenize and score.
 /// Superuser-only so a user cannot lift it. The default fits 10 000 documents at 512 tokens.
@@ -190,11 +201,11 @@ pub fn register() {
     );
     GucRegistry::define_int_guc(
         c"ettin.max_length",
-        c"Tokens per (query, document) pair, special tokens included.",
-        c"Longer pairs are truncated, longest side first; capped by the model's position limit.",
+        c"Most tokens per (query, document) pair, special tokens included.",
+        c"Longer pairs are truncated, longest side first; the model's own max length caps it (the default keeps that one, as CrossEncoder.predict() does).",
         &MAX_LENGTH,
         16,
-        8192,
+        MAX_LENGTH_LIMIT,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -225,6 +236,16 @@ pub fn register() {
         &ONNX_FILE,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ettin.max_batch_memory",
+        c"Most megabytes of activations one ONNX Runtime call may need (memory guard).",
+        c"Estimated from the batch's inputs and lengths (attention grows with length squared); an input that alone needs more fails with program_limit_exceeded.",
+        &MAX_BATCH_MEMORY_MB,
+        16,
+        1 << 20,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
     );
     GucRegistry::define_int_guc(
         c"ettin.max_tokens_per_call",
@@ -343,4 +364,14 @@ pub fn string(setting: &GucSetting<Option<CString>>) -> String {
         .get()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// The batch limits of this session: pairs, padded tokens (0: the model's device default) and
+/// the activation memory budget in bytes.
+pub fn batch_limits() -> BatchLimits {
+    BatchLimits {
+        max_pairs: BATCH_SIZE.get() as usize,
+        max_tokens: BATCH_TOKENS.get() as usize,
+        max_memory: (MAX_BATCH_MEMORY_MB.get().max(0) as usize) << 20,
+    }
 }

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use ettin_engine::memo::{CallKeyDigest, CallMemo};
 use ettin_engine::shared::{self, ScoreRequest};
-use ettin_engine::{ActivationChoice, BatchLimits, EngineError, ScoreOptions};
+use ettin_engine::{ActivationChoice, EngineError, ScoreOptions};
 use pgrx::prelude::*;
 
 use crate::call_memo::{call_key_for, local_transaction_id};
@@ -18,10 +18,7 @@ use crate::paths::inference_socket;
 pub(crate) fn score_options() -> ScoreOptions {
     ScoreOptions {
         max_length: guc::MAX_LENGTH.get() as usize,
-        limits: BatchLimits {
-            max_pairs: guc::BATCH_SIZE.get() as usize,
-            max_tokens: guc::BATCH_TOKENS.get() as usize,
-        },
+        limits: guc::batch_limits(),
         activation: match guc::ACTIVATION.get() {
             guc::ActivationSetting::Model => ActivationChoice::Model,
             guc::ActivationSetting::Raw => ActivationChoice::Raw,

@@ -91,8 +91,8 @@ CREATE TEMP TABLE ref AS SELECT pg_read_file('/var/lib/postgresql/ettin/models/e
 DO $$
 DECLARE worst float8; sigma float8;
 BEGIN
-  SELECT stddev_pop(x::float8) INTO sigma FROM ref, jsonb_array_elements_text(r->'rankings'->0->'scores'->'512') x;
-  SELECT max(abs(got - (r->'rankings'->0->'scores'->'512'->>(i::int - 1))::float8)) INTO worst
+  SELECT stddev_pop(x::float8) INTO sigma FROM ref, jsonb_array_elements_text(r->'rankings'->0->'scores'->'default') x;
+  SELECT max(abs(got - (r->'rankings'->0->'scores'->'default'->>(i::int - 1))::float8)) INTO worst
   FROM ref, unnest(rerank_score(r->'rankings'->0->>'query',
          ARRAY(SELECT jsonb_array_elements_text(r->'rankings'->0->'documents')), 'ettin-test/modular')) WITH ORDINALITY AS u(got, i);
   IF worst IS NULL OR worst > 1e-3 * sigma THEN RAISE EXCEPTION 'rerank scores differ from the reference by %', worst; END IF;

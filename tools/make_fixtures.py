@@ -64,7 +64,8 @@ from transformers import (
 )
 
 CORPUS_FILES = sorted(Path("/usr/share/common-licenses").glob("*"))
-MAX_LENGTHS = (512, 64)
+# None: CrossEncoder(dir).predict() with the model's own max length (what ettin does by default).
+MAX_LENGTHS = (None, 512, 64)
 
 
 def corpus_sentences() -> list[str]:
@@ -167,7 +168,8 @@ def predict(model_dir: Path, pairs, max_length: int | None) -> list[float]:
 
 
 def build_modular(
-    out: Path, sentences, pairs, rankings, seed: int, hidden: int, layers: int, init_std: float, heads: int = 4, reference: bool = True
+    out: Path, sentences, pairs, rankings, seed: int, hidden: int, layers: int, init_std: float, heads: int = 4, reference: bool = True,
+    max_positions: int = 1024,
 ) -> None:
     torch.manual_seed(seed)
     work = out.parent / (out.name + ".tmp")
@@ -179,7 +181,7 @@ def build_modular(
         num_hidden_layers=layers,
         num_attention_heads=heads,
         intermediate_size=hidden * 3 // 2,
-        max_position_embeddings=1024,
+        max_position_embeddings=max_positions,
         global_attn_every_n_layers=3,
         local_attention=128,
         pad_token_id=tokenizer.pad_token_id,
@@ -412,8 +414,17 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=300)
     ap.add_argument("--init-std", type=float, default=0.2)
     ap.add_argument("--only", default="", help="comma-separated fixture names to rebuild (default: all)")
+    ap.add_argument("--references-only", action="store_true",
+                    help="keep the models; recompute the cross-encoders' reference scores for their pairs and rankings")
     args = ap.parse_args()
     wanted = lambda name: not args.only or name in args.only.split(",")  # noqa: E731
+    if args.references_only:
+        for name, lengths in (("modular", MAX_LENGTHS), ("classic", MAX_LENGTHS), ("classic-st6", (None, 64))):
+            if wanted(name):
+                ref = json.loads((args.out / name / "reference.json").read_text())
+                rankings = [(r["query"], r["documents"]) for r in ref["rankings"]]
+                write_reference(args.out / name, [tuple(p) for p in ref["pairs"]], rankings, lengths)
+        return
     sentences = corpus_sentences()
     rng = random.Random(args.seed)
     pairs = make_pairs(sentences, rng, args.pairs)

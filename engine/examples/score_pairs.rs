@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         limits: BatchLimits {
             max_pairs: env_or("ETTIN_BATCH_SIZE", 32),
             max_tokens: env_or("ETTIN_BATCH_TOKENS", 16384),
+            max_memory: 0,
         },
         activation: ActivationChoice::Model,
         max_total_tokens: 1 << 30,

@@ -1,17 +1,27 @@
-//! Batch planning: pairs sorted by length so padding is small, each batch capped by a pair count
-//! and by a token budget (padded length × pairs), so one long document cannot blow up memory.
+//! Batch planning: pairs sorted by length so padding is small, each batch capped by a pair count,
+//! a token budget (padded length × pairs) and a memory budget (the activations' estimated bytes,
+//! which grow with length², memory.rs), so one long document cannot blow up memory.
 
 /// Limits for one ONNX Runtime call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BatchLimits {
     pub max_pairs: usize,
     /// Padded tokens per batch; 0 means the model's device default (`Model::default_batch_tokens`).
     pub max_tokens: usize,
+    /// Estimated activation bytes per batch (`ettin.max_batch_memory`); 0: no budget.
+    #[serde(default)]
+    pub max_memory: usize,
 }
 
-/// Split pair indices into batches. `lengths[i]` is pair i's token count. Returns batches of
-/// indices, longest pairs first; within a batch indices are ordered longest first.
-pub fn plan_batches(lengths: &[usize], limits: BatchLimits) -> Vec<Vec<usize>> {
+/// Split pair indices into batches. `lengths[i]` is pair i's token count; `bytes(rows, seq)`
+/// estimates a batch's activation memory. Returns batches of indices, longest pairs first; within
+/// a batch indices are ordered longest first. A pair over a budget on its own still gets a batch
+/// (the caller refuses those first, with an error that names the setting).
+pub fn plan_batches(
+    lengths: &[usize],
+    limits: BatchLimits,
+    bytes: impl Fn(usize, usize) -> usize,
+) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     // Stable sort: equal lengths keep input order, so plans are deterministic.
     order.sort_by(|a, b| lengths[*b].cmp(&lengths[*a]));
@@ -26,8 +36,11 @@ pub fn plan_batches(lengths: &[usize], limits: BatchLimits) -> Vec<Vec<usize>> {
         } else {
             padded_len
         };
+        let rows = current.len() + 1;
         if !current.is_empty()
-            && (current.len() >= max_pairs || (current.len() + 1) * len > limits.max_tokens)
+            && (current.len() >= max_pairs
+                || rows * len > limits.max_tokens
+                || (limits.max_memory > 0 && bytes(rows, len) > limits.max_memory))
         {
             batches.push(std::mem::take(&mut current));
         }
@@ -46,6 +59,10 @@ pub fn plan_batches(lengths: &[usize], limits: BatchLimits) -> Vec<Vec<usize>> {
 mod tests {
     use super::*;
 
+    fn tokens_only(_rows: usize, _seq: usize) -> usize {
+        0
+    }
+
     #[test]
     fn batches_respect_pair_and_token_limits() {
         let lengths = [10, 50, 20, 50, 5, 40];
@@ -54,7 +71,9 @@ mod tests {
             BatchLimits {
                 max_pairs: 2,
                 max_tokens: 1000,
+                max_memory: 0,
             },
+            tokens_only,
         );
         assert_eq!(batches, vec![vec![1, 3], vec![5, 2], vec![0, 4]]);
         let batches = plan_batches(
@@ -62,7 +81,9 @@ mod tests {
             BatchLimits {
                 max_pairs: 10,
                 max_tokens: 100,
+                max_memory: 0,
             },
+            tokens_only,
         );
         // 50+50 fits (2×50), a third would pad to 150 tokens.
         assert_eq!(batches, vec![vec![1, 3], vec![5, 2], vec![0, 4]]);
@@ -75,7 +96,9 @@ mod tests {
             BatchLimits {
                 max_pairs: 8,
                 max_tokens: 100,
+                max_memory: 0,
             },
+            tokens_only,
         );
         assert_eq!(batches, vec![vec![0], vec![1]]);
     }
@@ -88,7 +111,9 @@ mod tests {
             BatchLimits {
                 max_pairs: 16,
                 max_tokens: 700,
+                max_memory: 0,
             },
+            tokens_only,
         );
         let mut seen: Vec<usize> = batches.concat();
         seen.sort();
@@ -96,6 +121,24 @@ mod tests {
         for b in &batches {
             assert!(b.len() <= 16);
             assert!(b.len() == 1 || b.len() * lengths[b[0]] <= 700);
+        }
+    }
+
+    #[test]
+    fn batches_stay_under_the_memory_budget() {
+        // Cost grows with rows × length²: 4 pairs of 100 tokens cost 40000, one of 300 90000.
+        let lengths = [100, 100, 100, 100, 300, 10];
+        let cost = |rows: usize, seq: usize| rows * seq * seq;
+        let limits = BatchLimits {
+            max_pairs: 32,
+            max_tokens: 100_000,
+            max_memory: 25_000,
+        };
+        let batches = plan_batches(&lengths, limits, cost);
+        assert_eq!(batches, vec![vec![4], vec![0, 1], vec![2, 3], vec![5]]);
+        for b in &batches {
+            let seq = lengths[b[0]];
+            assert!(b.len() == 1 || cost(b.len(), seq) <= 25_000, "{b:?}");
         }
     }
 }

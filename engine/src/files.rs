@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::error::{EngineError, Result};
 use crate::head::{Activation, Head};
 use crate::json::{first_existing, read_json_if_exists};
+use crate::memory::ActivationCost;
 use crate::modules::{read_modules, Modules, TransformerConfig};
 use crate::prompts::Prompts;
 use crate::quote::quoted;
@@ -58,6 +59,8 @@ pub struct ModelFiles {
     pub pad_token_id: Option<i64>,
     /// An embedder's prompts (config_sentence_transformers.json).
     pub prompts: Prompts,
+    /// The attention heads and hidden size that a batch's activation memory grows with.
+    pub activation_cost: ActivationCost,
 }
 
 /// Resolve a model name under the model root: `org/name` → `<root>/org/name`. Names are relative
@@ -202,7 +205,24 @@ pub fn read_model_files(dir: &Path, onnx_file: Option<&str>) -> Result<ModelFile
         pad_token: special_token(&tokenizer_config, "pad_token"),
         pad_token_id: config.get("pad_token_id").and_then(Value::as_i64),
         prompts: Prompts::from_config(&st_config),
+        activation_cost: activation_cost(&config),
     })
+}
+
+/// The model's attention heads and hidden size (config.json), for the memory estimate.
+fn activation_cost(config: &Value) -> ActivationCost {
+    let field = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| config.get(*k).and_then(Value::as_u64))
+            .map(|v| v as usize)
+            .filter(|v| *v > 0)
+    };
+    ActivationCost {
+        heads: field(&["num_attention_heads", "n_head", "num_heads"])
+            .unwrap_or(ActivationCost::UNKNOWN.heads),
+        hidden: field(&["hidden_size", "d_model", "n_embd", "dim"])
+            .unwrap_or(ActivationCost::UNKNOWN.hidden),
+    }
 }
 
 /// The architectures config.json names, e.g. ["BertForSequenceClassification"].

@@ -4,14 +4,16 @@
 //!
 //! Modules in layers; each imports only from layers before its own (tests/import_circles.py
 //! checks that no two import each other):
-//! 1. `error`, `quote`, `signals`, `cpu`, `batch`, `head`, `memo`
+//! 1. `error`, `quote`, `signals`, `cpu`, `batch`, `head`, `memo`, `memory`
 //! 2. `json`, `parallel`, `runtime`, `options`, `status`
 //! 3. `prompts`, `modules`, `tokenize`
 //! 4. `files` (a model directory's layout), `session` (ONNX Runtime)
 //! 5. `model` (the ONNX pipeline), `static_embedding`, `hub`
-//! 6. `registry` (models loaded once per process), then `shared` (the inference worker)
+//! 6. `registry` (models loaded once per process), `chunk` (texts split to fit a model)
+//! 7. `shared` (the inference worker)
 
 pub mod batch;
+pub mod chunk;
 pub mod cpu;
 pub mod error;
 pub mod files;
@@ -19,6 +21,7 @@ pub mod head;
 pub mod hub;
 pub mod json;
 pub mod memo;
+pub mod memory;
 pub mod model;
 pub mod modules;
 pub mod options;

@@ -14,6 +14,7 @@ use crate::batch::{plan_batches, BatchLimits};
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::{read_model_files, Layout, ModelFiles};
 use crate::head::Activation;
+use crate::memory::{ActivationCost, KEEP_ARENA_BYTES};
 use crate::options::{ActivationChoice, EmbedOptions, ScoreOptions};
 use crate::prompts::with_prompt;
 use crate::quote::quoted;
@@ -23,9 +24,13 @@ use crate::session::{Device, LoadOptions};
 use crate::status::{add_elapsed, Counters, ModelStatus};
 use crate::tokenize::{EncodedPair, PairTokenizer};
 
-/// A requested max_length capped by the model's length limit, if it has one.
+/// The length of a model that states none (no saved max length, no position embeddings).
+pub const UNSTATED_MAX_LENGTH: usize = 512;
+
+/// The max_length in force: the requested cap within the model's own length limit, which is
+/// where sentence-transformers truncates (a model that states none: 512).
 pub fn capped_max_length(requested: usize, length_limit: Option<usize>) -> usize {
-    length_limit.map_or(requested, |limit| requested.min(limit))
+    requested.min(length_limit.unwrap_or(UNSTATED_MAX_LENGTH))
 }
 
 /// What the graph returns, and so what the head reads.
@@ -50,6 +55,8 @@ pub struct Model {
     /// Threads that tokenize a call's inputs: ettin.threads, as for ONNX Runtime (resolved once:
     /// finding the usable cores reads cgroup files).
     tokenize_threads: usize,
+    /// The model's shape for the memory estimate, with the heads the graph keeps alive at once.
+    cost: ActivationCost,
     pub options: LoadOptions,
     pub counters: Counters,
 }
@@ -105,7 +112,12 @@ impl Model {
         }
         check_output_shape(&files, output_kind, output_type)
             .map_err(|what| onnx_error(&files.onnx, &what, &format!("{output_type:?}")))?;
+        let cost = ActivationCost {
+            heads: session.heads_at_once.unwrap_or(files.activation_cost.heads),
+            ..files.activation_cost
+        };
         Ok(Model {
+            cost,
             output_name: output_name.clone(),
             output: output_kind,
             tokenize_threads: crate::parallel::threads(options.intra_threads),
@@ -267,7 +279,7 @@ impl Model {
 
     /// An embedder's truncation length: its saved max_seq_length, else its positions, else 512.
     pub fn embed_max_length(&self) -> usize {
-        self.files.length_limit.unwrap_or(512)
+        self.files.length_limit.unwrap_or(UNSTATED_MAX_LENGTH)
     }
 
     /// Plan batches over `encoded` and run them, handing each row's output (a logit, or an
@@ -280,8 +292,10 @@ impl Model {
         between_batches: &mut dyn FnMut(),
         mut put: impl FnMut(usize, Vec<f32>),
     ) -> Result<u64> {
+        let limits = self.batch_limits(limits);
+        self.check_batch_memory(encoded, limits)?;
         let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
-        let batches = plan_batches(&lengths, self.batch_limits(limits));
+        let batches = plan_batches(&lengths, limits, |rows, seq| self.batch_bytes(rows, seq));
         let count = batches.len() as u64;
         for batch in batches {
             between_batches();
@@ -294,6 +308,20 @@ impl Model {
             }
         }
         Ok(count)
+    }
+
+    /// An error unless the longest input fits `limits.max_memory` on its own (checked before any
+    /// batch runs: a call is refused whole, not after some of its batches).
+    pub fn check_batch_memory(&self, encoded: &[EncodedPair], limits: BatchLimits) -> Result<()> {
+        let longest = encoded.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        self.cost
+            .check_one(self.session.padded_len(longest), limits.max_memory)
+    }
+
+    /// Estimated activation bytes of a batch of `rows` inputs whose longest has `longest` tokens,
+    /// as the session pads it.
+    pub fn batch_bytes(&self, rows: usize, longest: usize) -> usize {
+        self.cost.bytes(rows, self.session.padded_len(longest))
     }
 
     /// The activation a choice means for this model.
@@ -393,7 +421,8 @@ impl Model {
     /// the embedding for an embedder. `prompt_tokens` leading tokens are the prompt's.
     fn infer_rows(&self, batch: &[&EncodedPair], prompt_tokens: usize) -> Result<Vec<Vec<f32>>> {
         let rows = batch.len();
-        let seq = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        let longest = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        let seq = self.session.padded_len(longest);
         let read =
             |out_shape: &[i64], data: &[f32], mask: &[i64]| match (&self.files.head, self.output) {
                 (Some(head), GraphOutput::ClsHiddenState) => {
@@ -428,9 +457,14 @@ impl Model {
                     Ok(data[..rows].iter().map(|l| vec![*l]).collect())
                 }
             };
-        let (rows, run_ns) =
-            self.session
-                .run(batch, self.tokenizer.pad_id(), &self.output_name, read)?;
+        let release_memory = self.batch_bytes(rows, longest) > KEEP_ARENA_BYTES;
+        let (rows, run_ns) = self.session.run(
+            batch,
+            self.tokenizer.pad_id(),
+            &self.output_name,
+            release_memory,
+            read,
+        )?;
         self.counters
             .inference_ns
             .fetch_add(run_ns, Ordering::Relaxed);

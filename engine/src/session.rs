@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::time::Instant;
 
-use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
+use ort::session::{builder::GraphOptimizationLevel, RunOptions, Session, SessionInputValue};
 use ort::value::{Tensor, TensorRef, ValueType};
 use parking_lot::Mutex;
 
@@ -93,6 +93,12 @@ fn cuda_provider(device_id: i32, cuda: CudaOptions) -> ort::ep::ExecutionProvide
 
 /// ONNX metadata the export tool writes into int8 graphs: "7-bit" or "full-range" weights.
 pub const INT8_WEIGHTS_KEY: &str = "ettin.int8_weights";
+/// ONNX metadata of graphs that need the sequence padded to a multiple of this many tokens (the
+/// long graph's banded attention works on blocks of 64).
+pub const PAD_MULTIPLE_KEY: &str = "ettin.pad_multiple";
+/// ONNX metadata of graphs whose attention keeps fewer heads' scores alive at once than the model
+/// has (the long graph: one), for the memory estimate.
+pub const HEADS_AT_ONCE_KEY: &str = "ettin.attention_heads_at_once";
 
 /// Full-range int8 weights are exact only where int8 matmuls accumulate in 32 bits (VNNI, AMX);
 /// ONNX Runtime's AVX2 kernels saturate on them and return wrong scores, so refuse the graph
@@ -124,6 +130,12 @@ pub struct OnnxSession {
     /// The graph's outputs: name and declared type.
     pub outputs: Vec<(String, ValueType)>,
     onnx_display: String,
+    /// Run options that give the arena's memory back after the run (memory.rs says when).
+    release_memory: RunOptions,
+    /// Batches are padded to a multiple of this many tokens (1: to their longest input).
+    pad_multiple: usize,
+    /// Attention heads whose scores the graph keeps alive at once, when it says (memory.rs).
+    pub heads_at_once: Option<usize>,
 }
 
 /// The error for a graph ONNX Runtime cannot load or ettin cannot feed.
@@ -215,10 +227,29 @@ impl OnnxSession {
             },
         };
 
-        let int8_weights = session
-            .metadata()
-            .ok()
-            .and_then(|m| m.custom(INT8_WEIGHTS_KEY));
+        // What the export tool wrote into the graph (read, then the borrow of the session ends).
+        let (int8_weights, pad_multiple, heads_at_once) = {
+            let metadata = session.metadata().ok();
+            let custom = |key: &str| metadata.as_ref().and_then(|m| m.custom(key));
+            let positive = |key: &str| -> Result<Option<usize>> {
+                custom(key)
+                    .map(|v| {
+                        v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                            onnx_error(
+                                onnx,
+                                &format!("its metadata {key} is not a positive number"),
+                                &v,
+                            )
+                        })
+                    })
+                    .transpose()
+            };
+            (
+                custom(INT8_WEIGHTS_KEY),
+                positive(PAD_MULTIPLE_KEY)?.unwrap_or(1),
+                positive(HEADS_AT_ONCE_KEY)?,
+            )
+        };
         if device == Device::Cpu {
             check_int8_weights(
                 onnx_relative,
@@ -269,6 +300,15 @@ impl OnnxSession {
             .iter()
             .map(|o| (o.name().to_owned(), o.dtype().clone()))
             .collect();
+        let arenas = match device {
+            Device::Cpu => "cpu:0".to_owned(),
+            Device::Cuda(id) => format!("cpu:0;gpu:{id}"),
+        };
+        let mut release_memory =
+            RunOptions::new().map_err(|e| onnx_error(onnx, "run options were refused", &e))?;
+        release_memory
+            .set("memory.enable_memory_arena_shrinkage", &arenas)
+            .map_err(|e| onnx_error(onnx, "run options were refused", &e))?;
         Ok(OnnxSession {
             session: Mutex::new(session),
             device,
@@ -277,7 +317,15 @@ impl OnnxSession {
             feeds_token_type_ids,
             outputs,
             onnx_display: onnx.display().to_string(),
+            release_memory,
+            pad_multiple,
+            heads_at_once,
         })
+    }
+
+    /// The length a batch whose longest input has `longest` tokens is padded to.
+    pub fn padded_len(&self, longest: usize) -> usize {
+        longest.div_ceil(self.pad_multiple) * self.pad_multiple
     }
 
     /// Where the session runs, as ettin_models() shows it: `cpu` or `cuda:<id>`.
@@ -288,18 +336,21 @@ impl OnnxSession {
         }
     }
 
-    /// Pad one batch to its longest input (right padding with `pad_id`), run the graph and hand
-    /// `read` the output `output`'s shape and data with the attention mask. Returns `read`'s
-    /// result and the nanoseconds ONNX Runtime ran.
+    /// Pad one batch to its longest input, rounded up to the graph's pad multiple (right padding
+    /// with `pad_id`, attention mask 0), run the graph and hand
+    /// `read` the output `output`'s shape and data with the attention mask. With `release_memory`
+    /// the arena gives back what the run took. Returns `read`'s result and the nanoseconds ONNX
+    /// Runtime ran.
     pub fn run<T>(
         &self,
         batch: &[&EncodedPair],
         pad_id: i64,
         output: &str,
+        release_memory: bool,
         read: impl FnOnce(&[i64], &[f32], &[i64]) -> Result<T>,
     ) -> Result<(T, u64)> {
         let rows = batch.len();
-        let seq = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        let seq = self.padded_len(batch.iter().map(|e| e.ids.len()).max().unwrap_or(0));
         let mut ids = Vec::with_capacity(rows * seq);
         let mut mask = Vec::with_capacity(rows * seq);
         let mut type_ids = Vec::with_capacity(if self.feeds_token_type_ids {
@@ -349,7 +400,12 @@ impl OnnxSession {
         }
         let mut session = self.session.lock();
         let run_started = Instant::now();
-        let outputs = session.run(inputs).map_err(run_error)?;
+        let outputs = if release_memory {
+            session.run_with_options(inputs, &self.release_memory)
+        } else {
+            session.run(inputs)
+        }
+        .map_err(run_error)?;
         let run_ns = run_started.elapsed().as_nanos() as u64;
         let (out_shape, data) = outputs[output]
             .try_extract_tensor::<f32>()

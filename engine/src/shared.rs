@@ -372,6 +372,7 @@ impl Server {
         let limits = model.batch_limits(BatchLimits {
             max_pairs: 32,
             max_tokens: 0,
+            max_memory: 0,
         });
         let queue = Arc::new(ModelQueue {
             model,
@@ -406,6 +407,7 @@ impl Server {
             return Ok(Some(Vec::new()));
         }
         let encoded = model.encode(&pairs, &options, &mut || {})?;
+        model.check_batch_memory(&encoded, options.limits)?;
         let tokens: usize = encoded.iter().map(|e| e.ids.len()).sum();
         let job = Arc::new(Job {
             state: Mutex::new(JobState {
@@ -552,7 +554,15 @@ impl ModelQueue {
         let mut order: Vec<usize> = (0..window).collect();
         order.sort_by(|a, b| q[*b].pair.ids.len().cmp(&q[*a].pair.ids.len()));
         let padded = q[order[0]].pair.ids.len().max(1);
-        let take = (limits.max_tokens / padded).clamp(1, max_pairs).min(window);
+        let mut take = (limits.max_tokens / padded).clamp(1, max_pairs).min(window);
+        // Fewer pairs while the batch's activations would pass the memory budget (one pair
+        // always runs: requests over the budget on their own were refused when they came in).
+        while take > 1
+            && limits.max_memory > 0
+            && self.model.batch_bytes(take, padded) > limits.max_memory
+        {
+            take -= 1;
+        }
         let mut chosen: Vec<usize> = order[..take].to_vec();
         // Remove from the back so earlier indices stay valid; then longest first again.
         chosen.sort_unstable_by(|a, b| b.cmp(a));

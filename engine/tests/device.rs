@@ -49,6 +49,7 @@ fn cuda_without_the_provider_is_an_error_and_auto_falls_back_to_cpu() {
     let limits = |max_tokens| BatchLimits {
         max_pairs: 32,
         max_tokens,
+        max_memory: 0,
     };
     assert_eq!(
         auto.batch_limits(limits(0)),

@@ -39,6 +39,7 @@ fn options(prompt_name: Option<&str>, truncate_dim: usize, max_pairs: usize) -> 
         limits: BatchLimits {
             max_pairs,
             max_tokens: 0,
+            max_memory: 0,
         },
         max_total_tokens: 1_000_000,
     }

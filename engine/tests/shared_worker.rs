@@ -16,6 +16,7 @@ fn request(dir: &std::path::Path, docs: &[&str]) -> ScoreRequest {
             limits: BatchLimits {
                 max_pairs: 32,
                 max_tokens: 0,
+                max_memory: 0,
             },
             ..options(512)
         },

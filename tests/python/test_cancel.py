@@ -11,7 +11,7 @@ import unittest
 import psycopg
 
 MODEL = "ettin-test/modular"
-# Thousands of long documents: many seconds of work for the fixture model at max_length 512.
+# Thousands of long documents: many seconds of work for the fixture model at its own max length (1024).
 LONG_RERANK = (
     "SELECT count(*) FROM ettin_rerank('free software', "
     "ARRAY(SELECT repeat('document ' || g || ' about the license and its warranty ', 40) "
@@ -27,7 +27,7 @@ def connect():
 
 
 def one_batch_seconds(conn) -> float:
-    """Time of one full batch (32 pairs of 512 tokens), after the model is loaded."""
+    """Time of 32 long pairs (one batch each at the CPU default of 1024 padded tokens), after the model is loaded."""
     docs = ["document about the license and its warranty " * 60] * 32
     conn.execute("SELECT rerank_score('free software', %s::text[], %s)", (docs, MODEL))
     start = time.monotonic()

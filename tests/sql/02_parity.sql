@@ -1,10 +1,13 @@
 -- Every form of the API reproduces sentence-transformers' CrossEncoder.predict() scores for both
--- model layouts at max_length 512 and 64, within 1e-3 × σ of the reference scores.
+-- model layouts at max_length 512 and 64, and under the default ettin.max_length what predict()
+-- gives with its own defaults (the model's max length: 1024 for modular, 512 for classic), within
+-- 1e-3 × σ of the reference scores.
 \ir _helpers.sql
 CREATE TEMP TABLE pairs AS
 SELECT model, i, pair->>0 AS query, pair->>1 AS document,
        (ref->'scores'->'512'->>(i::int - 1))::float8 AS s512,
-       (ref->'scores'->'64'->>(i::int - 1))::float8 AS s64
+       (ref->'scores'->'64'->>(i::int - 1))::float8 AS s64,
+       (ref->'scores'->'default'->>(i::int - 1))::float8 AS s_default
 FROM (VALUES ('modular'), ('classic')) AS m(model),
      LATERAL pg_temp.reference(model) AS ref,
      LATERAL jsonb_array_elements(ref->'pairs') WITH ORDINALITY AS p(pair, i);
@@ -14,7 +17,8 @@ SELECT model, r.n,
        rk->>'query' AS query,
        ARRAY(SELECT jsonb_array_elements_text(rk->'documents')) AS documents,
        ARRAY(SELECT jsonb_array_elements_text(rk->'scores'->'512')::float8) AS s512,
-       ARRAY(SELECT jsonb_array_elements_text(rk->'scores'->'64')::float8) AS s64
+       ARRAY(SELECT jsonb_array_elements_text(rk->'scores'->'64')::float8) AS s64,
+       ARRAY(SELECT jsonb_array_elements_text(rk->'scores'->'default')::float8) AS s_default
 FROM (VALUES ('modular'), ('classic')) AS m(model),
      LATERAL pg_temp.reference(model) AS ref,
      LATERAL jsonb_array_elements(ref->'rankings') WITH ORDINALITY AS r(rk, n);
@@ -31,6 +35,14 @@ SELECT pg_temp.assert_close('one pair, ' || model || ' @64',
   array_agg(rerank_score(query, document, 'ettin-test/' || model)::float8 ORDER BY i), array_agg(s64 ORDER BY i))
 FROM pairs GROUP BY model;
 
+RESET ettin.max_length;
+SELECT pg_temp.assert_close('one pair, ' || model || ' @default',
+  array_agg(rerank_score(query, document, 'ettin-test/' || model)::float8 ORDER BY i), array_agg(s_default ORDER BY i))
+FROM pairs GROUP BY model;
+SELECT pg_temp.assert(count(*) FILTER (WHERE abs(s_default - s512) > 1e-3) > 10,
+  'the modular fixture has pairs over 512 tokens, where the default differs from 512')
+FROM pairs WHERE model = 'modular';
+
 -- rerank_score(query, documents[]): scores in input order
 SET ettin.max_length = 512;
 SELECT pg_temp.assert_close('array, ' || model || ' #' || n || ' @512',
@@ -38,6 +50,9 @@ SELECT pg_temp.assert_close('array, ' || model || ' #' || n || ' @512',
 SET ettin.max_length = 64;
 SELECT pg_temp.assert_close('array, ' || model || ' #' || n || ' @64',
   rerank_score(query, documents, 'ettin-test/' || model)::float8[], s64) FROM rankings;
+RESET ettin.max_length;
+SELECT pg_temp.assert_close('array, ' || model || ' #' || n || ' @default',
+  rerank_score(query, documents, 'ettin-test/' || model)::float8[], s_default) FROM rankings;
 
 -- ettin_rerank: the order is the reference order (best first) and the scores are the reference's.
 CREATE FUNCTION pg_temp.check_rerank(label text, query text, documents text[], expected float8[], model text)
@@ -62,6 +77,9 @@ FROM rankings;
 SET ettin.max_length = 64;
 SELECT pg_temp.check_rerank('ettin_rerank ' || model || ' #' || n || ' @64', query, documents, s64, 'ettin-test/' || model)
 FROM rankings;
+RESET ettin.max_length;
+SELECT pg_temp.check_rerank('ettin_rerank ' || model || ' #' || n || ' @default', query, documents, s_default, 'ettin-test/' || model)
+FROM rankings;
 
 -- The export tool's CLS-only graph (ettin.onnx_file) scores the same as the plain backbone, and
 -- is cached as a separate model; ettin_models() shows which file and counts the work.
@@ -79,7 +97,7 @@ SELECT pg_temp.assert(count(*) = 1, 'the plain graph is still loaded separately'
 FROM ettin_models() WHERE name = 'ettin-test/modular' AND onnx_file = 'onnx/model.onnx';
 
 -- A classic cross-encoder as sentence-transformers 6's CrossEncoder.save() writes it (a lone
--- Transformer module, saved with max_length 128): under the default ettin.max_length (512) the
+-- Transformer module, saved with max_length 128): under the default ettin.max_length the
 -- model's own 128 applies, as in CrossEncoder.predict(); an explicit 64 applies below it.
 RESET ettin.max_length;
 CREATE TEMP TABLE st6 AS

@@ -46,8 +46,12 @@ SELECT pg_temp.assert(abs(rerank_score('free software', 'the license', 'ettin-te
 RESET ettin.activation;
 -- ettin_models() shows what this backend loaded
 SELECT pg_temp.assert(count(*) = 2, 'two models loaded') FROM ettin_models();
-SELECT pg_temp.assert(layout = 'modular' AND device = 'cpu' AND max_length = 512 AND load_ms > 0
-  AND path LIKE '%/ettin-test/modular', 'ettin_models row') FROM ettin_models() WHERE name = 'ettin-test/modular';
+SELECT pg_temp.assert(layout = 'modular' AND device = 'cpu' AND max_length = 1024 AND load_ms > 0
+  AND path LIKE '%/ettin-test/modular', 'ettin_models row: by default the model''s own 1024 tokens')
+FROM ettin_models() WHERE name = 'ettin-test/modular';
+SET ettin.max_length = 512;
+SELECT pg_temp.assert(max_length = 512, 'an explicit ettin.max_length below it caps it')
+FROM ettin_models() WHERE name = 'ettin-test/modular';
 SET ettin.max_length = 8192;
 SELECT pg_temp.assert(max_length = 512, 'classic capped at its 512 positions')
 FROM ettin_models() WHERE name = 'ettin-test/classic';

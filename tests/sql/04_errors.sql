@@ -63,6 +63,7 @@ SELECT pg_temp.expect_error($$SET ettin.max_length = 8$$, '22023', false);
 SELECT pg_temp.expect_error($$SET ettin.max_length = 100000$$, '22023', false);
 SELECT pg_temp.expect_error($$SET ettin.activation = 'softmax'$$, '22023', false);
 SELECT pg_temp.expect_error($$SET ettin.batch_size = 0$$, '22023', false);
+SELECT pg_temp.expect_error($$SET ettin.max_batch_memory = '8MB'$$, '22023', false);
 -- superuser-only settings, from a role that is not one
 DROP ROLE IF EXISTS ettin_user;
 CREATE ROLE ettin_user LOGIN;
@@ -72,6 +73,7 @@ SELECT pg_temp.expect_error($$SET ettin.model_dir = '/'$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.threads = 1$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.spinning = on$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.max_tokens_per_call = 100000000$$, '42501', false);
+SELECT pg_temp.expect_error($$SET ettin.max_batch_memory = '100GB'$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.device = 'cpu'$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.cuda_tf32 = off$$, '42501', false);
 SELECT pg_temp.expect_error($$SET ettin.inference = 'shared'$$, '55P02', false);

@@ -88,6 +88,7 @@ pub fn options(max_length: usize) -> ScoreOptions {
         limits: BatchLimits {
             max_pairs: 32,
             max_tokens: 16384,
+            max_memory: 0,
         },
         activation: ActivationChoice::Model,
         max_total_tokens: 1 << 24,
