@@ -12,7 +12,7 @@ models=$ETTIN_CLUSTER_ROOT/models
 cluster="$repo/scripts/cluster.sh"
 
 rm -rf "$models" && mkdir -p "$models/ettin-test" "$models/broken"
-for fixture in modular classic classic-st6 static embed-bert embed-modernbert; do
+for fixture in modular modular-long classic classic-st6 static embed-bert embed-modernbert; do
   cp -r "$here/fixtures/models/$fixture" "$models/ettin-test/"
 done
 broken() { cp -r "$here/fixtures/models/$1" "$models/broken/$2"; }

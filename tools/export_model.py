@@ -22,8 +22,12 @@ SOURCE is a local model directory or a Hub id (the Hub is only contacted for an 
 For a ModernBERT backbone with CLS pooling (every Ettin reranker) it also writes
 onnx/model_cls.onnx: the same function, with the last layer computed for the CLS position only and
 a `cls_hidden_state` [batch, hidden] output (select it with SET ettin.onnx_file =
-'onnx/model_cls.onnx'). --fp16 adds model_fp16.onnx; --int8 adds two dynamic-int8 variants
-(per-channel weights, opt-in), each also for the CLS-only graph (model_cls_int8.onnx ...):
+'onnx/model_cls.onnx'), and onnx/model_long.onnx: CLS-only too, with banded attention in the
+local layers and mask-free, one-head-at-a-time attention in the global ones (tools/
+long_attention.py): O(n) memory where the others need O(n²), for documents up to the model's 8K
+tokens (SET ettin.onnx_file = 'onnx/model_long.onnx'). --fp16 adds model_fp16.onnx; --int8 adds
+two dynamic-int8 variants (per-channel weights, opt-in), each also for the CLS-only and long
+graphs (model_cls_int8.onnx ...):
 
 * model_int8.onnx: 7-bit weights (reduce_range), correct on every x86 CPU. Without VNNI (AVX2
   only) it is the one to use: full-range weights saturate the u8×s8 kernels there.
@@ -33,9 +37,9 @@ a `cls_hidden_state` [batch, hidden] output (select it with SET ettin.onnx_file 
   it is in its metadata (ettin.int8_weights).
 
 Before finishing, the tool scores sample pairs the way ettin does (tokenizer.json, ONNX Runtime,
-the head in numpy) and compares with CrossEncoder.predict(): the fp32 exports (model.onnx and
-model_cls.onnx) must agree within 1e-3 × σ of the scores, or the tool exits non-zero. fp16/int8
-variants are reported (max difference, Spearman), not gated.
+the head in numpy) and compares with CrossEncoder.predict(): the fp32 exports (model.onnx,
+model_cls.onnx, model_long.onnx) must agree within 1e-3 × σ of the scores, or the tool exits
+non-zero. fp16/int8 variants are reported (max difference, Spearman), not gated.
 """
 
 from __future__ import annotations
@@ -167,6 +171,38 @@ def export_onnx(module: torch.nn.Module, tokenizer, output_name: str, path: Path
     )
 
 
+def export_long(hf_model, path: Path) -> None:
+    """The long graph (tools/long_attention.py), with the metadata ettin reads: pad batches to a
+    multiple of 64 tokens; one head's scores alive at a time (for the memory estimate)."""
+    from long_attention import BLOCK, LongClsBackbone
+
+    ids = torch.randint(5, 100, (2, 2 * BLOCK))
+    mask = torch.ones_like(ids)
+    mask[1, BLOCK + 7 :] = 0
+    axes = {n: {0: "batch_size", 1: "sequence_length"} for n in ("input_ids", "attention_mask")}
+    axes["cls_hidden_state"] = {0: "batch_size"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        LongClsBackbone(hf_model).eval(), (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
+        output_names=["cls_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False,
+    )
+    set_metadata(path, {"ettin.pad_multiple": str(BLOCK), "ettin.attention_heads_at_once": "1"})
+
+
+def set_metadata(path: Path, props: dict) -> None:
+    """Add ONNX metadata_props to the file, keeping those it has."""
+    import onnx
+
+    model = onnx.load(str(path))
+    merged = {p.key: p.value for p in model.metadata_props} | props
+    onnx.helper.set_model_props(model, merged)
+    onnx.save(model, str(path))
+
+
+def pad_multiple(session: ort.InferenceSession) -> int:
+    return int(session.get_modelmeta().custom_metadata_map.get("ettin.pad_multiple", "1"))
+
+
 def takes_token_type_ids(hf_model) -> bool:
     # inspect.signature follows the decorators transformers wraps forward() in.
     takes = "token_type_ids" in inspect.signature(hf_model.forward).parameters
@@ -185,6 +221,7 @@ def export(source: str, out: Path) -> CrossEncoder:
         export_onnx(Backbone(hf_model, token_types), tokenizer, "last_hidden_state", out / "onnx" / "model.onnx", token_types)
         if supports_cls_only(model):
             export_onnx(ClsBackbone(hf_model.eval()), tokenizer, "cls_hidden_state", out / "onnx" / "model_cls.onnx", False)
+            export_long(hf_model.eval(), out / "onnx" / "model_long.onnx")
     else:
         if getattr(hf_model.config, "num_labels", 1) != 1:
             sys.exit(f"{source}: {hf_model.config.num_labels} labels; ettin scores single-logit rerankers")
@@ -231,9 +268,14 @@ def ettin_scores(out: Path, onnx_file: str, pairs, max_length: int, model: Cross
     session = ort.InferenceSession(str(out / "onnx" / onnx_file), providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
     scores = []
+    multiple = pad_multiple(session)
+    pad_id = tok.token_to_id("[PAD]") or 0
     for q, d in pairs:
         enc = tok.encode(q, d)
-        feed = {"input_ids": np.array([enc.ids], dtype=np.int64), "attention_mask": np.ones((1, len(enc.ids)), dtype=np.int64)}
+        n = len(enc.ids)
+        padded = -(-n // multiple) * multiple  # ettin pads to the graph's multiple, mask 0
+        feed = {"input_ids": np.array([enc.ids + [pad_id] * (padded - n)], dtype=np.int64),
+                "attention_mask": np.array([[1] * n + [0] * (padded - n)], dtype=np.int64)}
         if "token_type_ids" in inputs:
             feed["token_type_ids"] = np.array([enc.type_ids], dtype=np.int64)
         (y,) = session.run(None, feed)
@@ -274,9 +316,9 @@ def write_int8(src: Path, dst: Path, full_range: bool = False) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), per_channel=True, reduce_range=not full_range, weight_type=QuantType.QInt8)
-    model = onnx.load(str(dst))
-    onnx.helper.set_model_props(model, {"ettin.int8_weights": "full-range" if full_range else "7-bit"})
-    onnx.save(model, str(dst))
+    # The source's own metadata (the long graph's padding) carries over.
+    source = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
+    set_metadata(dst, source | {"ettin.int8_weights": "full-range" if full_range else "7-bit"})
 
 
 SAMPLE_TEXTS = [text for pair in SAMPLE_PAIRS for text in pair]
@@ -339,7 +381,7 @@ def main() -> None:
 
     model = export(args.source, args.out)
     onnx_dir = args.out / "onnx"
-    bases = [b for b in ("model", "model_cls") if (onnx_dir / f"{b}.onnx").exists()]
+    bases = [b for b in ("model", "model_cls", "model_long") if (onnx_dir / f"{b}.onnx").exists()]
     for base in bases:
         if args.fp16:
             write_fp16(onnx_dir / f"{base}.onnx", onnx_dir / f"{base}_fp16.onnx")
@@ -357,7 +399,7 @@ def main() -> None:
         got = ettin_scores(args.out, onnx_file, SAMPLE_PAIRS, args.max_length, model)
         diff = float(np.max(np.abs(got - expected)))
         rho = spearmanr(got, expected).statistic
-        verdict = "ok" if diff <= 1e-3 * sigma else ("FAIL" if onnx_file in ("model.onnx", "model_cls.onnx") else "variant")
+        verdict = "ok" if diff <= 1e-3 * sigma else ("FAIL" if onnx_file in ("model.onnx", "model_cls.onnx", "model_long.onnx") else "variant")
         print(f"{onnx_file}: max |diff| {diff:.2e} (limit {1e-3 * sigma:.2e}), Spearman {rho:.4f}: {verdict}")
         ok &= verdict != "FAIL"
     if not ok:

@@ -7,6 +7,10 @@ Two tiny random-weight rerankers with real architectures, laid out exactly as Hu
   ModernBertModel → Pooling(cls) → Dense(H→H, no bias, GELU) → LayerNorm → Dense(H→1), with a
   byte-level BPE tokenizer shaped like ModernBERT's (pair template ``[CLS] A [SEP] B [SEP]``,
   truncation 7999 baked in) and ``onnx/model.onnx`` = the backbone only (last_hidden_state).
+* ``modular-long``: the same architecture with 4 layers (the last one global, as in every Ettin
+  reranker) and the real models' 7999 positions; its reference.json holds a few pairs of up to
+  ~9000 tokens scored at the model's own length ("default", 7999), 2048 and 512. Both modular
+  fixtures carry the export tool's ``onnx/model_long.onnx`` (banded attention, CLS-only).
 * ``classic``: BertForSequenceClassification (1 label) with a WordPiece tokenizer, ONNX with a
   ``logits`` output and a ``token_type_ids`` input, no modules.json (like ms-marco-MiniLM).
 * ``classic-st6``: the same model after ``CrossEncoder(classic, max_length=128).save()`` under
@@ -54,7 +58,7 @@ from sentence_transformers import CrossEncoder
 from sentence_transformers.base.modules import Dense, Transformer
 from sentence_transformers.sentence_transformer.modules import LayerNorm, Pooling
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from export_model import Backbone, ClsBackbone, export_onnx, write_int8  # the same export the export tool does
+from export_model import Backbone, ClsBackbone, export_long, export_onnx, write_int8  # the same export the export tool does
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -219,9 +223,30 @@ def build_modular(
     # Its full-range int8 variant (metadata ettin.int8_weights = full-range): ettin loads it only
     # on CPUs with VNNI/AMX.
     write_int8(out / "onnx" / "model_cls.onnx", out / "onnx" / "model_cls_int8_vnni.onnx", full_range=True)
+    # The long graph (banded attention, CLS-only): ettin.onnx_file = 'onnx/model_long.onnx'.
+    export_long(backbone.eval(), out / "onnx" / "model_long.onnx")
     shutil.rmtree(work)
     if reference:
         write_reference(out, pairs, rankings)
+
+
+def build_modular_long(out: Path, sentences, seed: int, hidden: int, init_std: float) -> None:
+    """4 layers (local, local between two global ones), 7999 positions; pairs of up to ~9000
+    tokens (cut at the model's 7999 by default), scored at the model's length, 2048 and 512."""
+    build_modular(out, sentences, [], [], seed, hidden, 4, init_std, reference=False, max_positions=7999)
+    rng = random.Random(seed + 1)
+    pairs = []
+    for words in (40, 300, 1500, 2800, 4500, 7000):
+        start = rng.randrange(len(sentences))
+        doc, i = [], start
+        while sum(len(s.split()) for s in doc) < words:
+            doc.append(sentences[i % len(sentences)])
+            i += 1
+        query = " ".join(rng.choice(sentences).split()[:6])
+        pairs.append((query, " ".join(doc)))
+    write_reference(out, pairs, [], max_lengths=(None, 2048, 512))
+    for unused in ("model_cls.onnx", "model_cls_int8_vnni.onnx"):  # the other fixture tests these
+        (out / "onnx" / unused).unlink()
 
 
 def build_classic(out: Path, sentences, pairs, rankings, seed: int, hidden: int, layers: int, init_std: float) -> None:
@@ -431,6 +456,8 @@ def main() -> None:
     rankings = make_rankings(pairs, rng)
     if wanted("modular"):
         build_modular(args.out / "modular", sentences, pairs, rankings, args.seed, args.hidden, args.layers, args.init_std)
+    if wanted("modular-long"):
+        build_modular_long(args.out / "modular-long", sentences, args.seed, args.hidden, args.init_std)
     if wanted("classic"):
         build_classic(args.out / "classic", sentences, pairs, rankings, args.seed, args.hidden, args.layers - 1, args.init_std)
     if wanted("classic-st6"):

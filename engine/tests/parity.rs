@@ -209,3 +209,82 @@ fn the_cls_only_graph_matches_sentence_transformers_too() {
     assert_eq!(c.pairs, 2 * pairs.len() as u64);
     assert!(c.inference_ms > 0.0 && c.inference_ms <= c.total_ms && c.tokenize_ms < c.total_ms);
 }
+
+fn load_graph(fixture: &str, onnx_file: &str) -> ettin_engine::Model {
+    ettin_engine::Model::load(
+        runtime(),
+        &fixture_dir(fixture),
+        ettin_engine::LoadOptions {
+            intra_threads: 1,
+            onnx_file: Some(onnx_file.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// `model`'s scores at each reference length of `fixture` ("default": no cap of ettin's own).
+fn check_lengths(label: &str, model: &ettin_engine::Model, fixture: &str, keys: &[&str]) {
+    let reference = reference(fixture);
+    let pairs = as_refs(&reference.pairs);
+    for key in keys {
+        let max_length = key.parse().unwrap_or(usize::MAX);
+        let got = model
+            .score(&pairs, &options(max_length), &mut || {})
+            .unwrap();
+        assert_close(
+            &format!("{label} max_length={key}"),
+            &got,
+            &reference.scores[*key],
+            1e-3,
+            &reference.pairs,
+        );
+    }
+}
+
+#[test]
+fn the_long_graph_matches_sentence_transformers_up_to_8k_tokens() {
+    // modular-long: 7999 positions, pairs of 92 to 11157 tokens (the longest cut at 7999), the
+    // last layer global; modular: 1024 positions, its last layer local (the CLS row then sees
+    // only its window).
+    let long = load_graph("modular-long", "onnx/model_long.onnx");
+    check_lengths(
+        "modular-long, long graph",
+        &long,
+        "modular-long",
+        &["default", "2048", "512"],
+    );
+    // The plain graph agrees where its n × n attention is affordable in a test.
+    let plain = load_graph("modular-long", "onnx/model.onnx");
+    check_lengths(
+        "modular-long, plain graph",
+        &plain,
+        "modular-long",
+        &["2048", "512"],
+    );
+    let local_last = load_graph("modular", "onnx/model_long.onnx");
+    check_lengths(
+        "modular, long graph",
+        &local_last,
+        "modular",
+        &["default", "512", "64"],
+    );
+}
+
+#[test]
+fn the_long_graph_keeps_8k_tokens_within_the_default_budget() {
+    // One head's n × n scores at a time: an 8K-token pair fits 2 GB where the plain graph's
+    // estimate (every head at once) does not.
+    let long = load_graph("modular-long", "onnx/model_long.onnx");
+    let plain = load_graph("modular-long", "onnx/model.onnx");
+    let reference = reference("modular-long");
+    let pairs = as_refs(&reference.pairs);
+    let mut opts = options(usize::MAX);
+    opts.limits.max_memory = 2048 << 20;
+    let scores = long.score(&pairs[4..], &opts, &mut || {}).unwrap();
+    assert_eq!(scores.len(), 2);
+    assert!(long.batch_bytes(1, 7999) < 2048 << 20);
+    assert!(plain.batch_bytes(1, 7999) > 2048 << 20);
+    let e = plain.score(&pairs[4..], &opts, &mut || {}).unwrap_err();
+    assert_eq!(e.kind, ettin_engine::ErrorKind::TooLarge);
+}

@@ -114,3 +114,29 @@ SET ettin.max_length = 64;
 SELECT pg_temp.assert_close('classic-st6 one pair @64',
   array_agg(rerank_score(query, document, 'ettin-test/classic-st6')::float8 ORDER BY i), array_agg(s64 ORDER BY i)) FROM st6;
 RESET ettin.max_length;
+
+-- The long graph (onnx/model_long.onnx: banded local attention, one head at a time in global
+-- layers, CLS-only): predict()'s scores on pairs of 92 to 11157 tokens at the model's own 7999
+-- (the default), 2048 and 512, within the default ettin.max_batch_memory; and on the modular
+-- fixture (its last layer local) at its default.
+SET ettin.onnx_file = 'onnx/model_long.onnx';
+CREATE TEMP TABLE long_pairs AS
+SELECT i, pair->>0 AS query, pair->>1 AS document, ref->'scores' AS scores
+FROM pg_temp.reference('modular-long') AS ref, LATERAL jsonb_array_elements(ref->'pairs') WITH ORDINALITY AS p(pair, i);
+RESET ettin.max_length;
+SELECT pg_temp.assert_close('long graph, pairs up to 8K @default',
+  array_agg(rerank_score(query, document, 'ettin-test/modular-long')::float8 ORDER BY i),
+  array_agg((scores->'default'->>(i::int - 1))::float8 ORDER BY i)) FROM long_pairs;
+SET ettin.max_length = 2048;
+SELECT pg_temp.assert_close('long graph @2048',
+  array_agg(rerank_score(query, document, 'ettin-test/modular-long')::float8 ORDER BY i),
+  array_agg((scores->'2048'->>(i::int - 1))::float8 ORDER BY i)) FROM long_pairs;
+SET ettin.max_length = 512;
+SELECT pg_temp.assert_close('long graph @512',
+  array_agg(rerank_score(query, document, 'ettin-test/modular-long')::float8 ORDER BY i),
+  array_agg((scores->'512'->>(i::int - 1))::float8 ORDER BY i)) FROM long_pairs;
+RESET ettin.max_length;
+SELECT pg_temp.assert_close('long graph, modular (last layer local) #' || n || ' @default',
+  rerank_score(query, documents, 'ettin-test/modular')::float8[], s_default) FROM rankings WHERE model = 'modular';
+SELECT pg_temp.assert(max_length = 7999, 'the long fixture''s own length') FROM ettin_models() WHERE name = 'ettin-test/modular-long';
+RESET ettin.onnx_file;
