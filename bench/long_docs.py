@@ -14,6 +14,9 @@ with the real models' 7999 positions, so every engine scores the whole pair. For
 * onnxruntime from Python on the same graph (arena default, the peak and what it keeps);
 * sentence-transformers `CrossEncoder.predict(batch_size=1)`, fp32 and bf16.
 
+Then short pairs, where most reranking happens: NQ-like queries of 100 documents (~174 tokens on
+average, bench/run.py's pairs) through ettin with each graph, pairs/s.
+
 Every engine runs in its own process, so peak RSS is that process's own. Writes docs/long.md and
 docs/long.json with the CPU. Needs `make install` and the tools' Python packages (pip install -r
 tools/requirements.txt psycopg[binary]).
@@ -32,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from run import ARCHITECTURES, ROOT, cluster, connect, cpu_features  # noqa: E402
+from run import ARCHITECTURES, ROOT, cluster, connect, cpu_features, ettin_rate, nq_like_pairs  # noqa: E402
 
 QUERY = "what does the license say about warranty and liability"
 
@@ -144,8 +147,27 @@ def measure_ettin(model_name: str, tokens: int, doc: str, onnx_file: str | None)
             "default_budget": default_budget, "default_budget_refused": refused}
 
 
-def write_report(results: dict, args, cpu: dict) -> None:
-    (REPO / "docs" / "long.json").write_text(json.dumps({"cpu": cpu, "threads": args.threads, "arch": args.arch, "results": results}, indent=1))
+GRAPHS = ("onnx/model.onnx", "onnx/model_cls.onnx", "onnx/model_long.onnx")
+
+
+def short_pairs_rates(model_name: str) -> dict:
+    """pairs/s of each graph on NQ-like queries of 100 documents (the default max_length: these
+    pairs are all far below the model's length)."""
+    from make_fixtures import corpus_sentences
+
+    groups = nq_like_pairs(corpus_sentences(), 10, 100)
+    rates = {}
+    for graph in GRAPHS:
+        with connect() as conn:
+            conn.execute(f"SET ettin.onnx_file = '{graph}'")
+            ettin_rate(conn, model_name, groups[:1])  # load and warm up
+            rates[graph] = ettin_rate(conn, model_name, groups)[0]
+    return rates
+
+
+def write_report(results: dict, short: dict, args, cpu: dict) -> None:
+    (REPO / "docs" / "long.json").write_text(
+        json.dumps({"cpu": cpu, "threads": args.threads, "arch": args.arch, "results": results, "short_pairs_per_s": short}, indent=1))
     lines = [
         "# Long documents: one pair per call, ettin vs onnxruntime-Python vs sentence-transformers",
         "",
@@ -167,6 +189,8 @@ def write_report(results: dict, args, cpu: dict) -> None:
         for graph in ("ettin", "ettin-long"):
             if graph in e and "st-bf16" in e:
                 lines.append(f"- {t} tokens, {graph}: {e['st-bf16']['seconds'] / e[graph]['seconds']:.2f}×")
+    lines += ["", "Short pairs (NQ-like, 10 queries × 100 documents, `rerank_score(q, docs[])`), pairs/s by graph:", ""]
+    lines += [f"- `{graph}`: {rate:.0f}" for graph, rate in short.items()]
     lines.append("")
     (REPO / "docs" / "long.md").write_text("\n".join(lines))
     print("\n".join(lines))
@@ -208,9 +232,11 @@ def main() -> None:
                     r = measure_child(engine, model_dir, tokens, args.threads, doc_file)
                 results[tokens][engine] = r
                 print(f"{tokens} tokens, {engine}: {r}", flush=True)
+        short = short_pairs_rates(model_name)
+        print(f"short pairs: {short}", flush=True)
     finally:
         cluster("stop")
-    write_report(results, args, cpu_features())
+    write_report(results, short, args, cpu_features())
 
 
 if __name__ == "__main__":

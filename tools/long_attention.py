@@ -9,8 +9,9 @@ tensor with a dense n × n mask, like its global layers. Here:
 * local layers are banded: the sequence is cut into blocks of 64 queries, and each block attends
   to its own and the two neighbouring key blocks (192 keys) with a constant 64 × 192 band mask:
   O(n × 192) instead of O(n²) time and memory;
-* global layers attend to every key, one head at a time, with a key-padding bias of shape
-  [batch, 1, n]: no dense mask, and at most one head's n × n scores alive at once;
+* global layers attend to every key through ONNX Runtime's fused MultiHeadAttention (tiled: no
+  n × n scores in memory), the key padding folded into the product (fused_attention): no dense
+  mask;
 * the last layer runs for the CLS position only (as model_cls.onnx): `cls_hidden_state`.
 
 The graph needs the sequence padded to a multiple of 64 (right padding, attention_mask 0): its
@@ -21,6 +22,7 @@ computation are the model's own modules, so scores match `CrossEncoder.predict()
 from __future__ import annotations
 
 import torch
+from torch.onnx import symbolic_helper
 
 BLOCK = 64
 # A masked score: finite (adding two stays finite), so rows whose keys are all padding stay
@@ -61,13 +63,55 @@ def local_attention(q, k, v, key_bias, window: int, scale: float):
 
 
 def global_attention(q, k, v, key_bias, scale: float):
-    """Every key, one head at a time; key_bias [b, 1, n] broadcasts over the queries."""
+    """Every key, one head at a time; key_bias [b, 1, n] is added to every query's scores. For
+    one query row (the CLS row of the last layer)."""
     heads = []
     for i in range(q.shape[1]):
         scores = torch.matmul(q[:, i], k[:, i].transpose(-1, -2)) * scale + key_bias
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
         heads.append(torch.matmul(probs, v[:, i]))
     return torch.stack(heads, dim=1)
+
+
+@torch.library.custom_op("ettin::fused_attention", mutates_args=())
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
+    """Full attention as ONNX Runtime's com.microsoft MultiHeadAttention, whose CPU kernel tiles
+    it (flash attention: no n × n scores in memory, 8K tokens × 4 heads in ~0.2 s on 2 cores) —
+    but only without a mask. So the key-padding bias rides in the product as one more dimension:
+    queries get 1/scale there and keys their bias, and scale × (q'·k') = scale × q·k + bias.
+    q, k: [b, n, h·(d+1)]; v: [b, n, h·d] → [b, n, h·d]. In torch (export tracing, tests) the
+    same arithmetic runs as plain matmuls; the export writes the ONNX Runtime op."""
+    b, n, _ = q.shape
+    qh = q.view(b, n, heads, -1).transpose(1, 2)
+    kh = k.view(b, k.shape[1], heads, -1).transpose(1, 2)
+    vh = v.view(b, v.shape[1], heads, -1).transpose(1, 2)
+    probs = torch.softmax(torch.matmul(qh, kh.transpose(-1, -2)) * scale, dim=-1)
+    return torch.matmul(probs, vh).transpose(1, 2).reshape(b, n, -1)
+
+
+@fused_attention.register_fake
+def _(q, k, v, heads, scale):
+    return v.new_empty(q.shape[0], q.shape[1], v.shape[2])
+
+
+@symbolic_helper.parse_args("v", "v", "v", "i", "f")
+def _fused_attention_onnx(g, q, k, v, heads, scale):
+    out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=heads, scale_f=scale)
+    out.setType(v.type())  # self-attention: the output has the values' shape
+    return out
+
+
+torch.onnx.register_custom_op_symbolic("ettin::fused_attention", _fused_attention_onnx, 17)
+
+
+def fused_global_attention(q, k, v, key_bias, scale: float):
+    """q, k, v: [b, h, n, d]; key_bias [b, 1, n] → [b, h, n, d] through FusedAttention."""
+    b, h, n, d = q.shape
+    extra_q = torch.full_like(q[..., :1], 1.0 / scale)
+    extra_k = key_bias.unsqueeze(-1).expand(-1, h, -1, -1)  # [b, h, n, 1]
+    packed = lambda x: x.transpose(1, 2).reshape(b, n, -1)  # noqa: E731  [b, n, h·dim]
+    out = fused_attention(packed(torch.cat([q, extra_q], dim=-1)), packed(torch.cat([k, extra_k], dim=-1)), packed(v), h, scale)
+    return out.view(b, n, h, d).transpose(1, 2)
 
 
 class LongClsBackbone(torch.nn.Module):
@@ -97,7 +141,7 @@ class LongClsBackbone(torch.nn.Module):
         elif layer.attention_type == "sliding_attention":
             out = local_attention(q, k, v, key_bias, config.sliding_window, scale)
         else:
-            out = global_attention(q, k, v, key_bias, scale)
+            out = fused_global_attention(q, k, v, key_bias, scale)
         rows = out.shape[2]
         return attn.Wo(out.transpose(1, 2).reshape(batch, rows, heads * head_dim))
 

@@ -96,8 +96,8 @@ pub const INT8_WEIGHTS_KEY: &str = "ettin.int8_weights";
 /// ONNX metadata of graphs that need the sequence padded to a multiple of this many tokens (the
 /// long graph's banded attention works on blocks of 64).
 pub const PAD_MULTIPLE_KEY: &str = "ettin.pad_multiple";
-/// ONNX metadata of graphs whose attention keeps fewer heads' scores alive at once than the model
-/// has (the long graph: one), for the memory estimate.
+/// ONNX metadata of graphs whose attention keeps fewer heads' n × n scores alive at once than the
+/// model has (the long graph: none, its attention is tiled), for the memory estimate.
 pub const HEADS_AT_ONCE_KEY: &str = "ettin.attention_heads_at_once";
 
 /// Full-range int8 weights are exact only where int8 matmuls accumulate in 32 bits (VNNI, AMX);
@@ -231,23 +231,27 @@ impl OnnxSession {
         let (int8_weights, pad_multiple, heads_at_once) = {
             let metadata = session.metadata().ok();
             let custom = |key: &str| metadata.as_ref().and_then(|m| m.custom(key));
-            let positive = |key: &str| -> Result<Option<usize>> {
-                custom(key)
-                    .map(|v| {
-                        v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                            onnx_error(
+            let number =
+                |key: &str, least: usize| -> Result<Option<usize>> {
+                    custom(key)
+                        .map(|v| {
+                            v.parse::<usize>()
+                                .ok()
+                                .filter(|n| *n >= least)
+                                .ok_or_else(|| {
+                                    onnx_error(
                                 onnx,
-                                &format!("its metadata {key} is not a positive number"),
+                                &format!("its metadata {key} is not a number of at least {least}"),
                                 &v,
                             )
+                                })
                         })
-                    })
-                    .transpose()
-            };
+                        .transpose()
+                };
             (
                 custom(INT8_WEIGHTS_KEY),
-                positive(PAD_MULTIPLE_KEY)?.unwrap_or(1),
-                positive(HEADS_AT_ONCE_KEY)?,
+                number(PAD_MULTIPLE_KEY, 1)?.unwrap_or(1),
+                number(HEADS_AT_ONCE_KEY, 0)?,
             )
         };
         if device == Device::Cpu {
