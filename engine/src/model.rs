@@ -14,7 +14,7 @@ use crate::batch::{plan_batches, BatchLimits};
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::files::{read_model_files, Layout, ModelFiles};
 use crate::head::Activation;
-use crate::memory::{ActivationCost, KEEP_ARENA_BYTES};
+use crate::memory::{ActivationCost, KEEP_ARENA_FLOOR};
 use crate::options::{ActivationChoice, EmbedOptions, ScoreOptions};
 use crate::prompts::with_prompt;
 use crate::quote::quoted;
@@ -318,6 +318,12 @@ impl Model {
             .check_one(self.session.padded_len(longest), limits.max_memory)
     }
 
+    /// Batches estimated above this give ONNX Runtime's arena memory back (memory.rs): more than
+    /// the model's ordinary batch (one row of the device's default token budget).
+    fn keep_arena_bytes(&self) -> usize {
+        KEEP_ARENA_FLOOR.max(self.batch_bytes(1, self.default_batch_tokens()))
+    }
+
     /// Estimated activation bytes of a batch of `rows` inputs whose longest has `longest` tokens,
     /// as the session pads it.
     pub fn batch_bytes(&self, rows: usize, longest: usize) -> usize {
@@ -457,7 +463,7 @@ impl Model {
                     Ok(data[..rows].iter().map(|l| vec![*l]).collect())
                 }
             };
-        let release_memory = self.batch_bytes(rows, longest) > KEEP_ARENA_BYTES;
+        let release_memory = self.batch_bytes(rows, longest) > self.keep_arena_bytes();
         let (rows, run_ns) = self.session.run(
             batch,
             self.tokenizer.pad_id(),

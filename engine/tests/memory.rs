@@ -1,7 +1,8 @@
 //! Memory of long inputs (its own test binary: it reads this process's RSS, which tests running
-//! beside it in one process would disturb): a batch estimated above memory::KEEP_ARENA_BYTES
-//! gives ONNX Runtime's arena back, so RSS returns near where it was; the budget refuses an input
-//! that alone needs more, before any batch runs; the plan keeps batches under it.
+//! beside it in one process would disturb): a batch estimated above the model's ordinary batch
+//! (memory::KEEP_ARENA_FLOOR at least) gives ONNX Runtime's arena back, so RSS returns near where
+//! it was; the budget refuses an input that alone needs more, before any batch runs; the plan
+//! keeps batches under it.
 
 mod common;
 
