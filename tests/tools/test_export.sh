@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The export tool on the fixture generator's models, both layouts: it must verify its own output
-# (exit 0), and ettin's engine must reproduce the sentence-transformers reference scores from the
+# The export tool on the fixture generator's models, both layouts and the 8K-token fixture (its
+# long graph): it must verify its own output (exit 0), and ettin's engine must reproduce the
+# sentence-transformers reference scores from the
 # exported directories. Needs torch & co (pip install -r tools/requirements.txt); run with
 #   make test-tools PYTHON=/path/to/venv/bin/python
 set -euo pipefail
@@ -8,7 +9,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 PYTHON=${PYTHON:-python3}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for layout in modular classic; do
+for layout in modular modular-long classic; do
   "$PYTHON" "$repo/tools/export_model.py" "$repo/tests/fixtures/models/$layout" "$out/$layout" --fp16 --int8 2>&1 |
     grep -E "^model|ready" | sed "s/^/$layout: /"
   cp "$repo/tests/fixtures/models/$layout/reference.json" "$out/$layout/"
