@@ -16,7 +16,7 @@ pub enum ActivationChoice {
 /// A scoring call's settings: truncation, batching, the activation and the token guard.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct ScoreOptions {
-    /// Tokens per pair including special tokens; capped by the model's position limit.
+    /// Most tokens per pair including special tokens; the model's own max length caps it.
     pub max_length: usize,
     pub limits: BatchLimits,
     pub activation: ActivationChoice,

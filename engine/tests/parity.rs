@@ -10,25 +10,9 @@ use common::*;
 fn check_fixture(name: &str) {
     let model = load(&fixture_dir(name));
     let reference = reference(name);
-    let pairs = as_refs(&reference.pairs);
     assert!(!reference.scores.is_empty());
-    for (key, expected) in &reference.scores {
-        let max_length = if key == "default" {
-            usize::MAX
-        } else {
-            key.parse().unwrap()
-        };
-        let got = model
-            .score(&pairs, &options(max_length), &mut || {})
-            .unwrap();
-        assert_close(
-            &format!("{name} max_length={key}"),
-            &got,
-            expected,
-            1e-3,
-            &reference.pairs,
-        );
-    }
+    let keys: Vec<&str> = reference.scores.keys().map(String::as_str).collect();
+    check_lengths(name, &model, name, &keys);
 }
 
 #[test]
