@@ -5,11 +5,13 @@
 //!
 //! - SQL surfaces, one file each: `rerank` (rerank_score, ettin_rerank), `embed` (ettin_embed,
 //!   ettin_embed_table) and `chunk` (ettin_chunk: long texts into chunks that fit an embedder),
+//!   `sync` (ettin_sync_start/stop: vectors that follow their text; its SQL in sql/sync.sql),
 //!   `admin` (ettin_info, ettin_models, ettin_download).
 //! - What they share: `models` (which model a call means, loaded here or asked of the shared
 //!   worker), `call_memo` (a statement computes once), `guc` (settings), `error` (SQLSTATEs),
 //!   `paths` (`$libdir`, the ONNX Runtime library, the worker's socket).
-//! - `workers/`: background workers registered from shared_preload_libraries.
+//! - `workers/`: background workers registered from shared_preload_libraries (inference
+//!   supervisor, sync launcher and workers).
 
 use pgrx::prelude::*;
 
@@ -22,6 +24,7 @@ mod guc;
 mod models;
 mod paths;
 mod rerank;
+mod sync;
 mod workers;
 
 ::pgrx::pg_module_magic!(name, version);

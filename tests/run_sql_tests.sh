@@ -50,6 +50,9 @@ settings="\"ettin.model_dir = '$models'\" \"ettin.hub_endpoint = 'http://127.0.0
 eval "\"\$cluster\" start $settings"
 eval "$("$cluster" env)"
 started=$(psql -XAtq -d postgres -c "SELECT pg_postmaster_start_time()")
+# The log carries earlier runs (pg_ctl appends): these checks read what this run wrote.
+log_from=$(( $(stat -c %s "$ETTIN_CLUSTER_ROOT/server.log") + 1 ))
+this_run_log() { tail -c "+$log_from" "$ETTIN_CLUSTER_ROOT/server.log"; }
 psql -Xq -d postgres -c "DROP DATABASE IF EXISTS ettin_test" -c "CREATE DATABASE ettin_test"
 
 old_ort=${ETTIN_OLD_ORT_DIR:-/var/cache/ettin/onnxruntime-1.20.1}/libonnxruntime.so.1.20.1
@@ -95,7 +98,7 @@ fi
 
 # 04_errors passes 100000-character names: errors quote them at a bounded length, so the server
 # log never holds them whole either.
-if grep -qE 'x{1000}|y{1000}|z{1000}' "$ETTIN_CLUSTER_ROOT/server.log"; then
+if this_run_log | grep -qE 'x{1000}|y{1000}|z{1000}'; then
   echo "FAIL the server log holds a user-supplied name whole"; status=1
 else
   echo "ok   the server log quotes user-supplied names at a bounded length"
@@ -103,10 +106,18 @@ fi
 
 # No test may have crashed a backend: the postmaster never restarted, and nothing died by signal.
 if [ "$(psql -XAtq -d postgres -c "SELECT pg_postmaster_start_time()")" != "$started" ] ||
-   grep -q "terminated by signal" "$ETTIN_CLUSTER_ROOT/server.log"; then
+   this_run_log | grep -q "terminated by signal"; then
   echo "FAIL a backend crashed; see $ETTIN_CLUSTER_ROOT/server.log"; status=1
 else
   echo "ok   no backend crashed"
+fi
+
+# The sync worker (it restarts the cluster with ettin preloaded): backfill, writers, failures,
+# rights, a crash.
+if ETTIN_TEST_DB=ettin_test ETTIN_TEST_SETTINGS="$settings" bash "$here/sync.sh" >"$ETTIN_CLUSTER_ROOT/sync.out" 2>&1; then
+  echo "ok   sync"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/sync.out"
+else
+  echo "FAIL sync"; sed 's/^/     /' "$ETTIN_CLUSTER_ROOT/sync.out" | tail -40; status=1
 fi
 
 # Last, as it restarts the cluster: ettin.inference = shared (parity, batching, cancel, kill -9).

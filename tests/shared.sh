@@ -30,6 +30,10 @@ if "${ETTIN_TEST_VENV:-/var/cache/ettin/venv}/bin/python" "$here/python/test_sha
 else
   tail -40 "$out"; exit 1
 fi
+# The sync worker embeds through the inference worker too.
+ETTIN_SYNC_QUICK=1 "${ETTIN_TEST_VENV:-/var/cache/ettin/venv}/bin/python" "$here/python/test_sync.py" >"$out" 2>&1 ||
+  { tail -30 "$out"; exit 1; }
+grep -E "^sync backfill" "$out" | sed 's/^sync/shared sync/'
 # A hot standby of the shared-mode cluster starts its own worker (the supervisor starts at a
 # consistent state, not at the end of recovery, which a standby never reaches).
 ETTIN_TEST_DB=$ETTIN_TEST_DB bash "$here/standby.sh" | sed 's/^standby:/shared standby:/'

@@ -3,10 +3,12 @@
 //! want it:
 //! - `inference`: with ettin.inference = shared, supervises ettin-inferd, the process that owns
 //!   the models (the SQL functions send it their requests).
+//! - `sync`: always when preloaded; fills the vectors of async syncs (sql/sync.sql).
 
 use pgrx::pg_sys;
 
 mod inference;
+pub mod sync;
 
 /// Called from _PG_init: register the background workers ettin's settings ask for.
 pub fn register_if_preloading() {
@@ -15,4 +17,5 @@ pub fn register_if_preloading() {
         return;
     }
     inference::register();
+    sync::register();
 }
