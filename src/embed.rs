@@ -161,7 +161,8 @@ fn ettin_embed_many(
 // The backfill is a PL/pgSQL procedure: only a procedure called outside a transaction block
 // may COMMIT between batches, and PL/pgSQL gives that with the caller's rights and no C-level
 // transaction handling. Rows are picked with FOR UPDATE SKIP LOCKED, so several sessions may
-// backfill one table at once, and a re-run continues where a cancelled one stopped.
+// backfill one table at once, and a re-run continues where a cancelled one stopped (and picks up
+// rows written meanwhile behind the point a run had reached).
 pgrx::extension_sql!(
     r#"
 CREATE PROCEDURE ettin_embed_table(
@@ -173,6 +174,7 @@ DECLARE
   done bigint := 0;
   n bigint;
   started timestamptz := clock_timestamp();
+  after tid := '(0,0)';
   secs float8;
   rate float8;
 BEGIN
@@ -200,19 +202,23 @@ BEGIN
     INTO total;
   RAISE NOTICE 'ettin_embed_table: % rows of % to embed into %', total, tbl, quote_ident(target_column);
   LOOP
+    -- Each batch starts where the last one ended in the heap (a TID range scan): rows already
+    -- embedded are not read again, so the last batch costs what the first did.
     EXECUTE format($q$
       WITH batch AS (
         SELECT ctid AS tid, %1$I::text AS src FROM %2$s
-        WHERE %3$I IS NULL AND %1$I IS NOT NULL LIMIT %4$s FOR UPDATE SKIP LOCKED),
+        WHERE ctid > $3 AND %3$I IS NULL AND %1$I IS NOT NULL LIMIT %4$s FOR UPDATE SKIP LOCKED),
       bundle AS (SELECT array_agg(tid) AS tids, array_agg(src) AS srcs FROM batch),
       embedded AS (
         SELECT bundle.tids[e.idx] AS tid, e.embedding
-        FROM bundle, @extschema@.ettin_embed(bundle.srcs, $1, $2) AS e)
-      UPDATE %2$s AS t SET %3$I = embedded.embedding FROM embedded WHERE t.ctid = embedded.tid
+        FROM bundle, @extschema@.ettin_embed(bundle.srcs, $1, $2) AS e),
+      written AS (
+        UPDATE %2$s AS t SET %3$I = embedded.embedding FROM embedded WHERE t.ctid = embedded.tid
+        RETURNING 1)
+      SELECT (SELECT count(*) FROM written), (SELECT tid FROM batch ORDER BY tid DESC LIMIT 1)
       $q$, source_column, tbl, target_column, batch_size)
-      USING model, prompt_name;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    EXIT WHEN n = 0;
+      INTO n, after USING model, prompt_name, after;
+    EXIT WHEN after IS NULL;
     done := done + n;
     COMMIT;
     secs := greatest(extract(epoch FROM clock_timestamp() - started), 1e-6);
