@@ -162,17 +162,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn the_cls_only_graph_matches_sentence_transformers_too() {
-    let dir = fixture_dir("modular");
-    let model = ettin_engine::Model::load(
-        runtime(),
-        &dir,
-        ettin_engine::LoadOptions {
-            intra_threads: 1,
-            onnx_file: Some("onnx/model_cls.onnx".into()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let model = load_graph("modular", "onnx/model_cls.onnx");
     assert!(model.files.onnx.ends_with("onnx/model_cls.onnx"));
     let reference = reference("modular");
     let pairs = as_refs(&reference.pairs);
