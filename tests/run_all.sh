@@ -45,7 +45,10 @@ fi
 if bash "$here/scaleout.sh" >"$log" 2>&1; then
   echo "ok   scaleout"; passed=$((passed + 1)); grep "scaleout\[" "$log" | sed 's/^/     /'
 else
-  echo "FAIL scaleout"; failed=$((failed + 1)); tail -40 "$log" | sed 's/^/     /'
+  echo "FAIL scaleout"; failed=$((failed + 1))
+  # What the load script said first (an assertion, an error), then the nodes' logs.
+  grep -E "scaleout\[|Error|assert" "$log" | grep -v "unable to get password" | tail -12 | sed 's/^/     /'
+  tail -40 "$log" | sed 's/^/     /'
 fi
 
 # Other majors (TEST_MAJORS, e.g. "18"; `make install PG=18` first): the SQL suite with its client,

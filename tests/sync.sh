@@ -16,7 +16,9 @@ for _ in $(seq 100); do
 done
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-if "${ETTIN_TEST_VENV:-/var/cache/ettin/venv}/bin/python" "$here/python/test_sync.py" >"$out" 2>&1; then
+PG_BIN=$(dirname "$(readlink -f "${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}")")
+if ETTIN_SYNC_PGDATA="$ETTIN_CLUSTER_ROOT/data" ETTIN_SYNC_PG_BIN="$PG_BIN" \
+   "${ETTIN_TEST_VENV:-/var/cache/ettin/venv}/bin/python" "$here/python/test_sync.py" >"$out" 2>&1; then
   grep -E "^sync " "$out" || true
 else
   tail -40 "$out"; exit 1

@@ -81,7 +81,7 @@ class SyncWorker(unittest.TestCase):
             self.assertIsNone(one(c, "SELECT embedding FROM sync_docs WHERE id = 1"), "the write cleared the stale vector")
             wait_until(lambda: one(c, "SELECT embedding IS NOT NULL FROM sync_docs WHERE id = 1"), 1.0, "re-embedded")
             self.assertEqual(mismatches(c, "sync_docs"), 0)
-            print(f"sync wake-up: a new row embedded {latency * 1000:.0f} ms after its commit")
+            print(f"\nsync wake-up: a new row embedded {latency * 1000:.0f} ms after its commit")
             # Writes that leave the text as it is: the vectors stay, the worker writes nothing.
             before = one(c, "SELECT embedded FROM ettin_syncs WHERE \"table\" = 'sync_docs'::regclass")
             c.execute("UPDATE sync_docs SET tag = 'c' WHERE id <= 1000")
@@ -139,7 +139,7 @@ class SyncWorker(unittest.TestCase):
             took = wait_until(lambda: pending(c, "sync_busy") == 0, 60, "the backlog drained after the writers stopped")
             self.assertEqual(mismatches(c, "sync_busy"), 0)
             self.assertEqual(one(c, "SELECT count(*) FROM sync_busy WHERE embedding IS NULL AND body IS NOT NULL"), 0)
-        print(f"sync under load: 8 writers, {counts['writes']} writes in 15 s, {counts['samples']} samples by a reader, "
+        print(f"\nsync under load: 8 writers, {counts['writes']} writes in 15 s, {counts['samples']} samples by a reader, "
               f"0 rows with another text's vector; drained {took:.1f} s after the writers stopped")
 
     @unittest.skipIf(QUICK, "quick run")
@@ -151,7 +151,7 @@ class SyncWorker(unittest.TestCase):
                 c.execute(f"ALTER DATABASE {DB} RESET ettin.max_tokens_per_call")
                 self.restart_worker(c)
                 c.execute("SELECT ettin_sync_stop('sync_fail', 'embedding')")
-        print("sync failures: 3 rows over ettin.max_tokens_per_call set aside with their error, 300 others embedded; "
+        print("\nsync failures: 3 rows over ettin.max_tokens_per_call set aside with their error, 300 others embedded; "
               "a changed text retried at once")
 
     def fail_rows(self, c):
@@ -206,7 +206,7 @@ class SyncWorker(unittest.TestCase):
             c.execute("DROP TABLE sync_owned")
             c.execute("DROP OWNED BY ettin_sync_owner")
             c.execute("DROP ROLE ettin_sync_owner")
-        print(f"sync rights: the worker's write failed as the owner's does ({error}); the role is still no superuser")
+        print(f"\nsync rights: the worker's write failed as the owner's does ({error}); the role is still no superuser")
 
     @unittest.skipIf(QUICK, "quick run")
     def test_5_a_crash_mid_backlog_loses_and_repeats_nothing(self):
@@ -223,7 +223,25 @@ class SyncWorker(unittest.TestCase):
             self.assertEqual(mismatches(c, "sync_crash"), 0)
             self.assertEqual(one(c, "SELECT embedded FROM ettin_syncs WHERE \"table\" = 'sync_crash'::regclass"), 60_000,
                              "each row written once: the counter commits with the writes")
-        print("sync crash: kill -9 of the worker mid-backlog; after the restart the backlog drained, 60000 rows written once")
+        print("\nsync crash: kill -9 of the worker mid-backlog; after the restart the backlog drained, 60000 rows written once")
+
+    @unittest.skipIf(QUICK or not os.environ.get("ETTIN_SYNC_PGDATA"), "quick run, or no data directory given")
+    def test_6_an_immediate_restart_mid_backlog_loses_and_repeats_nothing(self):
+        with connect() as c:
+            fresh_table(c, "sync_restart", 60_000)
+            c.execute("SELECT ettin_sync_start('sync_restart', 'body', 'embedding', %s)", (MODEL,))
+            wait_until(lambda: 0 < pending(c, "sync_restart") < 60_000, 30, "the backlog started")
+        pg_ctl = [os.environ["ETTIN_SYNC_PG_BIN"] + "/pg_ctl", "-D", os.environ["ETTIN_SYNC_PGDATA"], "restart", "-m", "immediate", "-w"]
+        if os.getuid() == 0:
+            pg_ctl = ["runuser", "-u", "postgres", "--"] + pg_ctl
+        subprocess.run(pg_ctl, check=True, stdout=subprocess.DEVNULL)
+        wait_until(self.can_connect, 60, "the server back after the immediate restart")
+        with connect() as c:
+            left = pending(c, "sync_restart")
+            wait_until(lambda: pending(c, "sync_restart") == 0, 120, "the backlog drained after the restart")
+            self.assertEqual(mismatches(c, "sync_restart"), 0)
+            self.assertEqual(one(c, "SELECT embedded FROM ettin_syncs WHERE \"table\" = 'sync_restart'::regclass"), 60_000)
+        print(f"\nsync restart: pg_ctl restart -m immediate with {left} of 60000 rows pending; drained after it, each row written once")
 
     @staticmethod
     def can_connect() -> bool:
