@@ -124,7 +124,7 @@ def ingest(mode: str | None, seconds: float, writers: int) -> dict:
     def sampler() -> None:
         with connect() as s:
             while time.monotonic() < stop:
-                row = s.execute(f"SELECT pending, extract(epoch FROM lag) FROM ettin_syncs WHERE \"table\" = '{table}'::regclass").fetchone()
+                row = s.execute(f"SELECT pending, extract(epoch FROM lag)::float8 FROM ettin_syncs WHERE \"table\" = '{table}'::regclass").fetchone()
                 samples.append((row[0], row[1] or 0.0))
                 time.sleep(1)
 
@@ -156,7 +156,8 @@ def main() -> None:
     models = ROOT / "models"
     subprocess.run(["mkdir", "-p", str(models / "ettin-test")], check=True)
     subprocess.run(["cp", "-r", str(REPO / "tests/fixtures/models/static"), str(models / "ettin-test/")], check=True)
-    subprocess.run(["chmod", "-R", "a+rX", str(ROOT)], check=True)
+    subprocess.run(["chmod", "a+rx", str(ROOT)], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(models)], check=True)
     cluster("start", f"ettin.model_dir = '{models}'", "shared_preload_libraries = 'ettin'")
     try:
         with connect("postgres") as c:
