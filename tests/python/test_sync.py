@@ -158,14 +158,15 @@ class SyncWorker(unittest.TestCase):
               "a changed text retried at once")
 
     def fail_rows(self, c):
-        # The worker reads the database's settings when it connects: a new one reads this limit.
+        # The worker reads the database's settings when it connects: a new one reads this limit
+        # before the sync starts.
         c.execute(f"ALTER DATABASE {DB} SET ettin.max_tokens_per_call = 2000")
+        self.restart_worker(c)
         fresh_table(c, "sync_fail", 300)
         long_text = "word " * 3000
         c.execute("INSERT INTO sync_fail VALUES (1001, %s, 'long'), (1002, %s, 'long'), (1003, %s, 'long')",
                   (long_text, long_text + "x", long_text + "y"))
         c.execute("SELECT ettin_sync_start('sync_fail', 'body', 'embedding', %s)", (MODEL,))
-        self.restart_worker(c)
         wait_until(lambda: pending(c, "sync_fail") == 3, 30, "every row but the three long ones embedded")
         wait_until(lambda: one(c, "SELECT failed FROM ettin_syncs WHERE \"table\" = 'sync_fail'::regclass") == 3, 10,
                    "three rows set aside")
