@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Install everything ettin needs to build, install and test, skipping what is already there:
-# Debian packages, cargo-pgrx (pinned), pgrx's config for the system Postgres 15, pgvector (built
-# from Debian trixie's source package; bookworm has none) and ONNX Runtime's shared library (taken
-# from the PyPI onnxruntime wheel, which is what this offline-but-for-registries machine can reach).
+# Debian packages, cargo-pgrx (pinned), pgrx's config for the system's own Postgres (15 on Debian
+# 12, 17 on Debian 13), pgvector (trixie's package; on bookworm, which has none new enough, built
+# from trixie's source package) and ONNX Runtime's shared library (taken from the PyPI onnxruntime
+# wheel, which is what this offline-but-for-registries machine can reach).
+# ETTIN_PGVECTOR_SOURCE=1: fetch and unpack pgvector's source even where a package is used
+# (scripts/pg-major.sh builds it for other majors).
 set -euo pipefail
-
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+. "$(dirname "$0")/lib.sh"
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$SYSTEM_PG/bin/pg_config}
 PGRX_VERSION=0.18.1
 ORT_VERSION=1.31.1
 ORT_DIR=${ORT_DIR:-/var/cache/ettin/onnxruntime}
 BUILD_DIR=${BUILD_DIR:-/var/cache/ettin/build}
-. "$(dirname "$0")/lib.sh"
 
-apt_packages=(postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config libssl-dev sudo
+apt_packages=(postgresql-$SYSTEM_PG postgresql-server-dev-$SYSTEM_PG $SYSTEM_PGVECTOR libclang-dev clang pkg-config libssl-dev sudo
   dpkg-dev build-essential unzip ca-certificates python3 zstd)
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -35,15 +37,11 @@ else
   log "cargo-pgrx $PGRX_VERSION: present"
 fi
 
-PGRX_HOME=${PGRX_HOME:-$HOME/.pgrx}
-if ! grep -qs "^pg15 *= *\"$PG_CONFIG\"" "$PGRX_HOME/config.toml"; then
-  log "pgrx: registering $PG_CONFIG"
-  cargo pgrx init --pg15 "$PG_CONFIG"
-fi
+pgrx_register "$SYSTEM_PG" "$PG_CONFIG"
 
 sharedir=$("$PG_CONFIG" --sharedir)
 vector_version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$sharedir/extension/vector.control" 2>/dev/null || true)
-if [ -z "$vector_version" ] || ! printf '0.8.0\n%s\n' "$vector_version" | sort -V -C; then
+if [ -n "${ETTIN_PGVECTOR_SOURCE:-}" ] || [ -z "$vector_version" ] || ! printf '0.8.0\n%s\n' "$vector_version" | sort -V -C; then
   log "pgvector: building from Debian trixie's source package"
   src_list=/etc/apt/sources.list.d/ettin-trixie-src.list
   if [ ! -f "$src_list" ]; then

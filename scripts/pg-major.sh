@@ -78,14 +78,7 @@ fi
 log "Postgres $MAJOR: $("$PG_CONFIG" --version) at $PREFIX"
 
 # pgrx builds against it by its pgNN feature; cargo pgrx install finds the version's config here.
-PGRX_HOME=${PGRX_HOME:-$HOME/.pgrx}
-mkdir -p "$PGRX_HOME"
-[ -f "$PGRX_HOME/config.toml" ] || echo "[configs]" >"$PGRX_HOME/config.toml"
-if ! grep -qs "^pg$MAJOR *= *\"$PG_CONFIG\"" "$PGRX_HOME/config.toml"; then
-  sed -i "/^pg$MAJOR *=/d" "$PGRX_HOME/config.toml"
-  sed -i "/^\[configs\]/a pg$MAJOR = \"$PG_CONFIG\"" "$PGRX_HOME/config.toml"
-  log "pgrx: registered pg$MAJOR"
-fi
+pgrx_register "$MAJOR" "$PG_CONFIG"
 
 # pgvector from the source package scripts/deps.sh builds for 15 (trixie's 0.8.0). Postgres 18
 # changed two calls it makes; the newer releases that know this (0.8.1+) are not in Debian's archive
@@ -93,7 +86,7 @@ fi
 # instead of the `attrs` array Postgres 18 removed.
 if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/vector.control" ]; then
   [ -d "${BUILD_ROOT:-/var/cache/ettin/build}/pgvector/src" ] ||
-    PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config bash "$(dirname "$0")/deps.sh" >/dev/null
+    ETTIN_PGVECTOR_SOURCE=1 bash "$(dirname "$0")/deps.sh" >/dev/null
   rm -rf "$BUILD_DIR/pgvector" && cp -r "${BUILD_ROOT:-/var/cache/ettin/build}/pgvector/src" "$BUILD_DIR/pgvector"
   make -s -C "$BUILD_DIR/pgvector" clean >/dev/null 2>&1 || true
   sed -i 's/buildstate->tupdesc->attrs\[0\]\.atttypid/TupleDescAttr(buildstate->tupdesc, 0)->atttypid/' "$BUILD_DIR/pgvector/src/ivfbuild.c"

@@ -2,12 +2,13 @@
 # pg_upgrade from Postgres 15 to NEW (default 18) with vector and ettin installed: a table embedded
 # by ettin_embed_table with an HNSW index and a view that calls ettin_rerank. Runs `pg_upgrade
 # --check`, then the real upgrade, then the same retrieve-then-rerank statement on the new server,
-# which must return what the old one did, through the HNSW index. Needs `make install PG=NEW`.
+# which must return what the old one did, through the HNSW index. Needs `make install PG=NEW`
+# (or NEW_PG_CONFIG naming the new server's pg_config; tests/pg-container.sh runs it for 17).
 set -euo pipefail
 NEW=${1:-18}
 here=$(cd "$(dirname "$0")" && pwd)
 old_bin=/usr/lib/postgresql/15/bin
-new_bin=$("${ETTIN_PG_ROOT:-/var/cache/ettin/pg}/$NEW/bin/pg_config" --bindir)
+new_bin=$("${NEW_PG_CONFIG:-${ETTIN_PG_ROOT:-/var/cache/ettin/pg}/$NEW/bin/pg_config}" --bindir)
 # Both servers listen on Unix sockets only (listen_addresses = ''), in this run's own directory:
 # the port numbers only name the socket files, no TCP port is taken.
 OLD_PORT=5432 NEW_PORT=5433

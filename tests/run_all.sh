@@ -72,6 +72,17 @@ for m in ${TEST_MAJORS:-}; do
   fi
 done
 
+# Majors that only a newer Debian packages (CONTAINER_MAJORS, e.g. "17"): the same suites and
+# pg_upgrade from 15, in a container of that release (tests/pg-container.sh).
+for m in ${CONTAINER_MAJORS:-}; do
+  bash "$here/pg-container.sh" "$m" 2>&1 | sed -u "s/^\(ok   \|FAIL \)/\1[pg$m] /" | tee "$log"
+  status=${PIPESTATUS[0]}
+  count "$log"
+  if [ "$status" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
+    failed=$((failed + 1)); echo "FAIL [pg$m] the container did not run its tests"
+  fi
+done
+
 # The Docker image, built and run with podman (tests/docker.sh; ETTIN_SKIP_DOCKER=1 skips it).
 if [ -z "${ETTIN_SKIP_DOCKER:-}" ]; then
   if bash "$here/docker.sh" >"$log" 2>&1; then
