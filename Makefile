@@ -24,7 +24,7 @@ ETTIN_ORT_LIB ?= $(ORT_DIR)/libonnxruntime.so.1.31.1
 export PG_CONFIG CARGO_TARGET_DIR ORT_DIR ETTIN_ORT_LIB Q TEST_MAJORS CONTAINER_MAJORS
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps install test test-engine test-sql test-tools demo fixtures
+.PHONY: deps install pg-config test test-engine test-sql test-tools demo fixtures
 
 # The system's own Postgres (Debian 12: 15) and the toolchain always; another major when PG/PG_CONFIG names one.
 deps:
@@ -33,6 +33,10 @@ deps:
 
 install: deps
 	bash scripts/install.sh
+
+# The pg_config `make install PG=...` uses (the Dockerfile copies from its directories).
+pg-config:
+	@echo $(PG_CONFIG)
 
 # Every suite, even after one fails; ends with "ettin: N passed, M failed". On 15 everything; on
 # each of TEST_MAJORS and CONTAINER_MAJORS the SQL suite with its client, load, standby, sync and

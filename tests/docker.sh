@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The Docker image, built from docker/Dockerfile and run with podman (Debian's) on this machine.
 # No image registry is reachable here, so the base images are local stand-ins built from a
-# debootstrap'ed Debian 12 (tests/docker/*.Dockerfile): rust:1.95-bookworm → plain Debian with the
-# host's Rust toolchain and caches mounted into the build (podman build -v), postgres:15-bookworm →
-# Debian's postgresql-15 with an entrypoint doing what the official one does for these checks.
+# debootstrap'ed Debian (tests/docker/*.Dockerfile): rust:1.95-trixie → plain Debian 13 with the
+# host's Rust toolchain and caches mounted into the build (podman build -v), postgres:17-trixie →
+# Debian's postgresql-17 with an entrypoint doing what the official one does for these checks.
 # Proves: the image builds; a container initialises Postgres with vector and ettin; a model mounted
 # at the model volume reranks with the fixture's reference scores and embeds with its reference
 # vectors; with shared_preload_libraries=ettin and ettin.inference=shared, ettin-inferd runs in the
@@ -11,53 +11,38 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-CACHE=${ETTIN_DOCKER_CACHE:-/var/cache/ettin/docker}
+# With no arguments, the Dockerfile's defaults (Postgres 17 on Debian 13); `tests/docker.sh 15
+# bookworm` builds that pair instead.
+PG_MAJOR=${1:-$(sed -n 's/^ARG PG_MAJOR=//p' "$repo/docker/Dockerfile")}
+DEBIAN=${2:-$(sed -n 's/^ARG DEBIAN=//p' "$repo/docker/Dockerfile")}
+build_args=()
+what="its defaults: PG_MAJOR=$PG_MAJOR, DEBIAN=$DEBIAN"
+if [ -n "${1:-}" ]; then
+  build_args=(--build-arg PG_MAJOR="$PG_MAJOR" --build-arg DEBIAN="$DEBIAN"); what="PG_MAJOR=$PG_MAJOR, DEBIAN=$DEBIAN"
+fi
 PORT=$(python3 "$repo/scripts/ports.py" free)   # published on 127.0.0.1, outside the ephemeral range
 IMAGE=localhost/ettin:test
-log() { printf '== %s\n' "$*"; }
 
-# podman from Debian; runc, because crun fails on this kernel's hybrid cgroups; default ulimits
-# above what root may set here, so both in one containers.conf.
-missing=()
-for p in podman runc debootstrap uidmap; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "apt: installing ${missing[*]}"
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
-mkdir -p "$CACHE"
-export CONTAINERS_CONF=$CACHE/containers.conf
-cat >"$CONTAINERS_CONF" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-runtime = "runc"
-EOF
+. "$here/podman.sh"
+podman_setup
+debian_base "$DEBIAN"
+log "stand-in base images ($DEBIAN)"
+build -f "$here/docker/build-base.Dockerfile" --build-arg DEBIAN="$DEBIAN" -t "localhost/ettin-rust:1.95-$DEBIAN" "$repo"
+build -f "$here/docker/postgres-base.Dockerfile" --build-arg DEBIAN="$DEBIAN" --build-arg PG_MAJOR="$PG_MAJOR" \
+  -t "localhost/ettin-postgres:$PG_MAJOR-$DEBIAN" "$repo"
 
-if ! podman image exists localhost/ettin-debian:bookworm; then
-  log "base: debootstrap --variant=minbase bookworm"
-  rm -rf "$CACHE/rootfs"
-  debootstrap --variant=minbase bookworm "$CACHE/rootfs" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1
-  tar -C "$CACHE/rootfs" -c . | podman import - localhost/ettin-debian:bookworm >/dev/null
-  rm -rf "$CACHE/rootfs"
-fi
-build() { # podman build, its output kept in a file and shown only when it fails
-  podman build -q --network=host "$@" >/dev/null 2>"$CACHE/build.log" || { tail -40 "$CACHE/build.log"; return 1; }
-}
-log "stand-in base images"
-build -f "$here/docker/build-base.Dockerfile" -t localhost/ettin-rust:1.95-bookworm "$repo"
-build -f "$here/docker/postgres-base.Dockerfile" -t localhost/ettin-postgres:15-bookworm "$repo"
-
-log "building docker/Dockerfile (PG_MAJOR=15)"
+log "building docker/Dockerfile ($what)"
 t0=$(date +%s)
-build -f "$repo/docker/Dockerfile" --build-arg PG_MAJOR=15 \
-  --build-arg BUILD_IMAGE=localhost/ettin-rust:1.95-bookworm \
-  --build-arg BASE_IMAGE=localhost/ettin-postgres:15-bookworm \
+# A target dir per Debian release: what trixie builds cannot run on the bookworm host.
+target=/var/tmp/ettin-target-$DEBIAN
+[ "$DEBIAN" != bookworm ] || target=${CARGO_TARGET_DIR:-/var/tmp/ettin-target}
+mkdir -p "$target"
+build -f "$repo/docker/Dockerfile" "${build_args[@]}" \
+  --build-arg BUILD_IMAGE="localhost/ettin-rust:1.95-$DEBIAN" \
+  --build-arg BASE_IMAGE="localhost/ettin-postgres:$PG_MAJOR-$DEBIAN" \
   -v "$HOME/.cargo:/root/.cargo" -v "$HOME/.rustup:/root/.rustup" \
   -v /var/cache/ettin/onnxruntime:/var/cache/ettin/onnxruntime \
-  -v "${CARGO_TARGET_DIR:-/var/tmp/ettin-target}:/var/tmp/ettin-target" \
+  -v "$target:/var/tmp/ettin-target" \
   -t "$IMAGE" "$repo"
 size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
 log "image $IMAGE built in $(( $(date +%s) - t0 )) s, $(( size / 1024 / 1024 )) MB"
@@ -107,7 +92,7 @@ SQL
 log "container: backend inference"
 run
 echo "   $(check_models)"
-sql -c "SELECT 'in the container: inference ' || (ettin_info()->>'inference') || ', onnxruntime ' || (ettin_info()->>'onnxruntime')"
+sql -c "SELECT 'in the container: ' || version() || '; inference ' || (ettin_info()->>'inference') || ', onnxruntime ' || (ettin_info()->>'onnxruntime')"
 
 log "container: shared_preload_libraries = ettin, ettin.inference = shared"
 run postgres -c shared_preload_libraries=ettin -c ettin.inference=shared
