@@ -11,6 +11,12 @@
   table with a `sync`-mode sync (the vector computed in the insert) and one with an `async` sync
   (the worker behind): inserts/s, and for async the worker's pending rows and lag sampled every
   second — bounded when it keeps up.
+* The highest sustained insert rate the worker keeps up with (--rates; needs torch and
+  sentence-transformers, tools/requirements.txt): for a StaticEmbedding twin (1024 dimensions,
+  bench/embed_speed.py builds it) and all-MiniLM-L6-v2 (real weights, fp32 and int8 graphs), first
+  the worker's own rate on a backlog, then 2 writers inserting MS MARCO passages at a paced rate
+  of 25/50/75/90/100% of it for SECONDS: kept up when the backlog stayed under 2 s of inserts
+  over the second half and drained within 2 s after the writers stopped.
 
 Needs `make install`, psycopg (the test venv has it) and the fixtures; starts its own cluster
 with ettin preloaded (scripts/cluster.sh).
@@ -56,6 +62,9 @@ def fill(conn, table: str, rows: int) -> None:
     conn.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, body text, embedding vector(32))")
     conn.execute(f"INSERT INTO {table} SELECT g, 'passage ' || g || ' about free software, its license and its warranty' "
                  f"FROM generate_series(1, {rows}) g")
+    # As a table that has been there a while is: analyzed and vacuumed. Else autovacuum starts on
+    # it (and on the table before, full of dead rows) in the middle of the timing.
+    conn.execute(f"VACUUM ANALYZE {table}")
 
 
 def backfills(rows: int) -> dict:
@@ -65,7 +74,11 @@ def backfills(rows: int) -> dict:
         t = time.perf_counter()
         c.execute(f"UPDATE bf_update SET embedding = ettin_embed(body, '{MODEL}')::vector")
         out["set-based UPDATE"] = {"seconds": time.perf_counter() - t}
+        c.execute("DROP TABLE bf_update")
 
+    # Each backfill in a backend of its own: a fresh one, as a backfill's session would be (the
+    # UPDATE's backend already knows the words of the first 100,000 texts: word_ids.rs).
+    with connect() as c:
         fill(c, "bf_table", rows)
         notices: list[tuple[float, int]] = []
         c.add_notice_handler(lambda d: notices.append((time.perf_counter(), int(d.message_primary.split()[1])))
@@ -82,6 +95,9 @@ def backfills(rows: int) -> dict:
             "last_10pct_rows_per_s": (notices[-1][1] - last_start[1]) / max(notices[-1][0] - last_start[0], 1e-9),
         }
 
+        c.execute("DROP TABLE bf_table")
+
+    with connect() as c:
         fill(c, "bf_sync", rows)
         t = time.perf_counter()
         c.execute(f"SELECT ettin_sync_start('bf_sync', 'body', 'embedding', '{MODEL}')")
@@ -147,11 +163,146 @@ def ingest(mode: str | None, seconds: float, writers: int) -> dict:
     return result
 
 
+RATE_MODELS = {  # what --rates measures: model, its graph (ettin.embed_onnx_file), dimensions
+    "StaticEmbedding twin": ("bench/static-retrieval-twin", "", 1024),
+    "all-MiniLM-L6-v2 fp32": ("sentence-transformers/all-MiniLM-L6-v2", "onnx/model.onnx", 384),
+    "all-MiniLM-L6-v2 int8": ("sentence-transformers/all-MiniLM-L6-v2", "onnx/model_int8.onnx", 384),
+}
+
+
+def passages(n: int) -> list[str]:
+    from quality import passage_text
+
+    data = REPO.parent / "shared" / "data" / "msmarco-dl19-5k" / "corpus.jsonl"
+    out = [passage_text(json.loads(line)) for line in data.open()]
+    return (out * (n // len(out) + 1))[:n]
+
+
+def pending(c, table: str) -> int:
+    return c.execute(f"SELECT pending FROM ettin_syncs WHERE \"table\" = '{table}'::regclass").fetchone()[0]
+
+
+def worker_rate(db: str, model: str, dim: int, rows: int) -> float:
+    """Rows/s the worker embeds from a backlog of `rows` passages, nothing else running."""
+    with connect(db) as c:
+        c.execute("DROP TABLE IF EXISTS backlog")
+        c.execute(f"CREATE TABLE backlog (id bigserial PRIMARY KEY, body text, embedding vector({dim}))")
+        with c.cursor().copy("COPY backlog (body) FROM STDIN") as copy:
+            for p in passages(rows):
+                copy.write_row((p,))
+        t = time.perf_counter()
+        c.execute(f"SELECT ettin_sync_start('backlog', 'body', 'embedding', '{model}')")
+        while pending(c, "backlog") > 0:
+            time.sleep(0.05)
+        rate = rows / (time.perf_counter() - t)
+        c.execute("SELECT ettin_sync_stop('backlog', 'embedding')")
+    return rate
+
+
+def paced(db: str, model: str, dim: int, rate: float, seconds: float, writers: int = 2) -> dict:
+    """Writers insert passages 10 a statement at `rate` rows/s in all; the worker's backlog sampled."""
+    texts = passages(int(rate * seconds) + 10 * writers + 10)
+    with connect(db) as c:
+        c.execute("DROP TABLE IF EXISTS paced")
+        c.execute(f"CREATE TABLE paced (id bigserial PRIMARY KEY, body text, embedding vector({dim}))")
+        c.execute(f"SELECT ettin_sync_start('paced', 'body', 'embedding', '{model}')")
+    start = time.monotonic()
+    stop = start + seconds
+    inserted = [0] * writers
+    samples: list[tuple[float, int]] = []
+
+    def writer(i: int) -> None:
+        every = 10 * writers / rate
+        due = start + i * every / writers
+        with connect(db) as w:
+            while due < stop:
+                time.sleep(max(0.0, due - time.monotonic()))
+                k = inserted[i] * writers + i * 10
+                w.execute("INSERT INTO paced (body) SELECT unnest(%s::text[])", (texts[k:k + 10],))
+                inserted[i] += 10
+                due += every
+
+    def sampler() -> None:
+        with connect(db) as s:
+            while time.monotonic() < stop:
+                samples.append((time.monotonic() - start, pending(s, "paced")))
+                time.sleep(0.5)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)] + [threading.Thread(target=sampler)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    t = time.perf_counter()
+    with connect(db) as c:
+        while pending(c, "paced") > 0:
+            time.sleep(0.02)
+        drained = time.perf_counter() - t
+        c.execute("SELECT ettin_sync_stop('paced', 'embedding')")
+    achieved = sum(inserted) / seconds
+    worst_late = max((p for at, p in samples if at >= seconds / 2), default=0)
+    return {"target_rows_per_s": rate, "inserted_rows_per_s": achieved, "most_pending_second_half": worst_late,
+            "drained_after_s": drained, "kept_up": worst_late <= 2 * achieved and drained <= 2.0}
+
+
+def rates(seconds: float) -> dict:
+    from embed_speed import build_static_twin
+    from quality import prepare_model
+
+    models = ROOT / "models"
+    minilm = prepare_model(models)
+    build_static_twin(models, minilm)
+    out = {}
+    for name, (model, onnx_file, dim) in RATE_MODELS.items():
+        db = "rate_" + "".join(ch if ch.isalnum() else "_" for ch in name.lower())
+        with connect("postgres") as c:
+            c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            c.execute(f"CREATE DATABASE {db}")
+            # The worker reads the graph setting when it connects to the database.
+            c.execute(f"ALTER DATABASE {db} SET ettin.embed_onnx_file = '{onnx_file}'")
+        with connect(db) as c:
+            c.execute("CREATE EXTENSION vector")
+            c.execute("CREATE EXTENSION ettin")
+        backlog = 100_000 if "Static" in name else 1_500
+        capacity = worker_rate(db, model, dim, backlog)
+        rungs = [paced(db, model, dim, f * capacity, seconds) for f in (0.25, 0.5, 0.75, 0.9, 1.0)]
+        kept = [r for r in rungs if r["kept_up"]]
+        out[name] = {"worker_rate_on_backlog": capacity, "rungs": rungs,
+                     "highest_kept_up_rows_per_s": max((r["inserted_rows_per_s"] for r in kept), default=None)}
+        print(name, json.dumps(out[name]))
+        with connect("postgres") as c:
+            c.execute(f"DROP DATABASE {db} WITH (FORCE)")
+    return out
+
+
+def write_rates(results: dict, seconds: float) -> None:
+    (REPO / "docs" / "sync-rates.json").write_text(json.dumps({"cpu": cpu(), "rates": results}, indent=1))
+    lines = [
+        "# Syncs: the highest insert rate the worker keeps up with (bench/sync.py --rates)",
+        "",
+        f"CPU: {cpu()}; writers and worker share it. 2 writers insert MS MARCO passages (10 a statement)",
+        f"at a paced rate for {seconds:.0f} s; kept up = the backlog stayed under 2 s of inserts over the second half",
+        "and drained within 2 s of the writers stopping.",
+        "",
+        "| model | worker on a backlog (rows/s) | paced rates tried (rows/s): most pending in the 2nd half, drained after (s) | highest kept up (rows/s) |",
+        "|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        tried = "; ".join(f"{x['inserted_rows_per_s']:,.0f}: {x['most_pending_second_half']:,}, {x['drained_after_s']:.1f}"
+                          + ("" if x["kept_up"] else " ✗") for x in r["rungs"])
+        best = r["highest_kept_up_rows_per_s"]
+        lines.append(f"| {name} | {r['worker_rate_on_backlog']:,.0f} | {tried} | {'—' if best is None else f'{best:,.0f}'} |")
+    lines.append("")
+    (REPO / "docs" / "sync-rates.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--writers", type=int, default=4)
+    ap.add_argument("--rates", action="store_true", help="only the highest kept-up insert rates (torch needed)")
     args = ap.parse_args()
     models = ROOT / "models"
     subprocess.run(["mkdir", "-p", str(models / "ettin-test")], check=True)
@@ -166,6 +317,8 @@ def main() -> None:
         with connect() as c:
             c.execute("CREATE EXTENSION vector")
             c.execute("CREATE EXTENSION ettin")
+        if args.rates:
+            return write_rates(rates(args.seconds), args.seconds)
         results = {"cpu": cpu(), "rows": args.rows, "backfill": backfills(args.rows),
                    "ingest": {m or "plain": ingest(m, args.seconds, args.writers) for m in (None, "sync", "async")}}
     finally:

@@ -148,16 +148,6 @@ SELECT pg_catalog.pg_extension_config_dump('ettin_sync_config', '');
 SELECT pg_catalog.pg_extension_config_dump('ettin_sync_failures', '');
 GRANT SELECT ON ettin_sync_failures TO PUBLIC;
 
--- The table's primary key as a jsonb expression over alias t, e.g. jsonb_build_object('id', t."id").
-CREATE FUNCTION ettin_sync_key(tbl regclass) RETURNS text
-LANGUAGE sql STABLE AS $$
-  SELECT 'jsonb_build_object(' || string_agg(format('%L, t.%I', a.attname, a.attname), ', ' ORDER BY k.ord) || ')'
-  FROM pg_catalog.pg_index i
-  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-  WHERE i.indrelid = tbl AND i.indisprimary
-$$;
-
 -- Rows of a table whose target is NULL and source is not: what the worker has left to do.
 CREATE FUNCTION ettin_sync_pending(tbl regclass, source_column name, target_column name) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $$
@@ -293,12 +283,20 @@ END $$;
 -- One batch of one sync, run by the worker as the table's owner: up to batch_size pending rows
 -- (primary key order: the oldest rows of a backfill first), locked with SKIP LOCKED, embedded in
 -- one call, written, counted. Returns how many were written; -1 after a sync-wide failure.
+-- Batches go through the pending rows in primary-key order and each resumes after the last key
+-- of the one before (kept in this session's setting ettin_sync.after_<table oid>_<column number>):
+-- a batch that started from the first key again would walk the index entries of every row done
+-- since the last VACUUM, and a backfill would slow down as it goes. A pass that finds nothing
+-- after its key starts again from the first one, which picks up rows changed behind it.
 CREATE FUNCTION ettin_sync_batch(tbl regclass, target_column name) RETURNS int
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   c @extschema@.ettin_sync_config;
-  key_expr text;
+  k record;
   b record;
+  resume_setting text;
+  after jsonb;
+  planner_was text[];
   keys jsonb[];
   texts text[];
   written jsonb[];
@@ -315,23 +313,44 @@ BEGIN
     PERFORM @extschema@.ettin_sync_record(tbl, target_column, NULL, SQLERRM, false);
     RETURN -1;
   END;
-  key_expr := @extschema@.ettin_sync_key(tbl);
+  -- The primary key: as jsonb (k.json), its columns in order (k.cols) and the same columns read
+  -- back from a jsonb key $3 (k.vals), for ORDER BY cols and ROW(cols) > ROW(vals).
+  SELECT 'jsonb_build_object(' || string_agg(format('%L, t.%I', a.attname, a.attname), ', ' ORDER BY i.ord) || ')' AS json,
+         string_agg(format('t.%I', a.attname), ', ' ORDER BY i.ord) AS cols,
+         'ROW(' || string_agg(format('($3->>%L)::%s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY i.ord) || ')' AS vals
+  INTO k
+  FROM pg_catalog.pg_index x CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS i(attnum, ord)
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = i.attnum
+  WHERE x.indrelid = tbl AND x.indisprimary;
+  resume_setting := format('ettin_sync.after_%s_%s', tbl::oid,
+    (SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = target_column));
+  after := nullif(pg_catalog.current_setting(resume_setting, true), '')::jsonb;
   b := @extschema@.ettin_sync_backoff(tbl, target_column);
-  EXECUTE format($q$
-    SELECT array_agg(k), array_agg(s) FROM (
-      SELECT %1$s AS k, t.%2$I::text AS s FROM %3$s AS t
-      WHERE t.%4$I IS NULL AND t.%2$I IS NOT NULL
-        AND NOT EXISTS (SELECT FROM unnest($1::jsonb[], $2::text[]) f(k, m)
-                        WHERE f.k = %1$s AND f.m = md5(t.%2$I::text))
-      ORDER BY %5$s
-      LIMIT %6$s FOR UPDATE OF t SKIP LOCKED) p$q$,
-    key_expr, c.source_column, tbl, target_column,
-    (SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY k.ord)
-     FROM pg_catalog.pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-     WHERE i.indrelid = tbl AND i.indisprimary),
-    c.batch_size)
-    INTO keys, texts USING b.keys, b.md5s;
+  -- The pending-rows index in key order, stopping at batch_size rows, is the plan: without
+  -- statistics (a table filled just now) the planner guesses few rows after the key and reads
+  -- them all through a bitmap and a sort instead (measured: 49 ms vs 2 ms a batch at 100,000 rows).
+  planner_was := ARRAY[pg_catalog.current_setting('enable_sort'), pg_catalog.current_setting('enable_bitmapscan')];
+  PERFORM pg_catalog.set_config('enable_sort', 'off', true), pg_catalog.set_config('enable_bitmapscan', 'off', true);
+  LOOP
+    EXECUTE format($q$
+      SELECT array_agg(k), array_agg(s) FROM (
+        SELECT %1$s AS k, t.%2$I::text AS s FROM %3$s AS t
+        WHERE t.%4$I IS NULL AND t.%2$I IS NOT NULL %7$s
+          AND NOT EXISTS (SELECT FROM unnest($1::jsonb[], $2::text[]) f(k, m)
+                          WHERE f.k = %1$s AND f.m = md5(t.%2$I::text))
+        ORDER BY %5$s
+        LIMIT %6$s FOR UPDATE OF t SKIP LOCKED) p$q$,
+      k.json, c.source_column, tbl, target_column, k.cols, c.batch_size,
+      CASE WHEN after IS NOT NULL THEN format('AND ROW(%s) > %s', k.cols, k.vals) ELSE '' END)
+      INTO keys, texts USING b.keys, b.md5s, after;
+    EXIT WHEN keys IS NOT NULL OR after IS NULL;
+    after := NULL;  -- nothing after the key: from the first one again
+  END LOOP;
+  PERFORM pg_catalog.set_config('enable_sort', planner_was[1], true),
+          pg_catalog.set_config('enable_bitmapscan', planner_was[2], true);
+  -- A full batch: the next resumes after its last key; a short one ended the pass.
+  PERFORM pg_catalog.set_config(resume_setting,
+    CASE WHEN cardinality(keys) = c.batch_size THEN keys[cardinality(keys)]::text ELSE '' END, false);
   IF keys IS NULL THEN
     PERFORM @extschema@.ettin_sync_record(tbl, target_column, '{}', NULL, true);
     RETURN 0;

@@ -6,7 +6,7 @@
 //! checks that no two import each other):
 //! 1. `error`, `quote`, `signals`, `cpu`, `batch`, `head`, `memo`, `memory`
 //! 2. `json`, `parallel`, `runtime`, `options`, `status`
-//! 3. `prompts`, `modules`, `tokenize`
+//! 3. `prompts`, `modules`, `tokenize`, `word_ids` (token ids by the word, StaticEmbedding)
 //! 4. `files` (a model directory's layout), `session` (ONNX Runtime)
 //! 5. `model` (the ONNX pipeline), `static_embedding`, `hub`
 //! 6. `registry` (models loaded once per process), `chunk` (texts split to fit a model)
@@ -36,6 +36,7 @@ pub mod signals;
 pub mod static_embedding;
 pub mod status;
 pub mod tokenize;
+pub mod word_ids;
 
 pub use batch::BatchLimits;
 pub use error::{EngineError, ErrorKind, Result};

@@ -24,6 +24,7 @@ use crate::prompts::{with_prompt, Prompts};
 use crate::quote::quoted;
 use crate::status::{Counters, ModelStatus};
 use crate::tokenize::read_tokenizer;
+use crate::word_ids::WordIds;
 
 /// Where a StaticEmbedding module is: the Hub layout (`0_StaticEmbedding/`) or the model root
 /// (what `model.save()` of sentence-transformers 6 writes). None if modules.json has no lone
@@ -52,6 +53,8 @@ pub struct StaticEmbedder {
     pub dim: usize,
     pub prompts: Prompts,
     tokenizer: Tokenizer,
+    /// Token ids kept by the word, for tokenizers where that is exact (word_ids.rs).
+    word_ids: Option<WordIds>,
     /// vocab × dim, row-major.
     table: Vec<f32>,
     vocab: usize,
@@ -85,6 +88,7 @@ impl StaticEmbedder {
             dir: dir.to_path_buf(),
             dim,
             prompts: Prompts::read(dir)?,
+            word_ids: WordIds::for_tokenizer(&tokenizer),
             tokenizer,
             table,
             vocab,
@@ -129,16 +133,10 @@ impl StaticEmbedder {
         for chunk in texts.chunks(256) {
             between_chunks();
             let embedded = crate::parallel::map(chunk, self.threads, |text| {
-                let encoding = self
-                    .tokenizer
-                    .encode_fast(with_prompt(prompt, text), false)
-                    .map_err(|e| {
-                        EngineError::external("the tokenizer failed on a text").with_detail(e)
-                    })?;
-                Ok((
-                    encoding.get_ids().len(),
-                    self.mean_of_rows(encoding.get_ids(), dim)?,
-                ))
+                let ids = self.token_ids(&with_prompt(prompt, text)).map_err(|e| {
+                    EngineError::external("the tokenizer failed on a text").with_detail(e)
+                })?;
+                Ok((ids.len(), self.mean_of_rows(&ids, dim)?))
             })?;
             for (count, vector) in embedded {
                 tokens += count;
@@ -163,6 +161,14 @@ impl StaticEmbedder {
         c.total_ns
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(out)
+    }
+
+    /// A text's token ids without special tokens, by the word where the tokenizer allows it.
+    fn token_ids(&self, text: &str) -> tokenizers::Result<Vec<u32>> {
+        match &self.word_ids {
+            Some(words) => words.ids(&self.tokenizer, text),
+            None => Ok(self.tokenizer.encode_fast(text, false)?.get_ids().to_vec()),
+        }
     }
 
     /// The mean of the table rows of `ids`, first `dim` columns (zeros for no ids); summed in
