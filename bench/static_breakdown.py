@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -37,8 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 from quality import passage_text  # noqa: E402
+from sync import ROOT, cluster, connect, cpu  # noqa: E402  (the same private cluster and model directory)
 
-ROOT = Path(os.environ.get("ETTIN_STATIC_BENCH_ROOT", "/var/tmp/ettin-static-bench"))
 TWIN = "bench/static-retrieval-twin"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 CYRILLIC = dict(zip("abcdefghijklmnopqrstuvwxyz", "абцдефгхийклмнопярстуввхыз"))
@@ -63,14 +62,6 @@ def text_sets(data: Path, n: int) -> dict[str, list[str]]:
     return {"msmarco": passages[:n], "mix": mix}
 
 
-def cpu() -> str:
-    text = open("/proc/cpuinfo").read()
-    model = next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith("model name")), "?")
-    flags = next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), [])
-    wanted = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8") if f in flags]
-    return f"{model} ({', '.join(wanted)}), {os.cpu_count()} cores"
-
-
 def best_us(fn, n: int, rounds: int) -> float:
     times = []
     for _ in range(rounds):
@@ -78,18 +69,6 @@ def best_us(fn, n: int, rounds: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return min(times) * 1e6 / n
-
-
-def cluster(*args: str) -> None:
-    env = dict(os.environ, ETTIN_CLUSTER_ROOT=str(ROOT))
-    subprocess.run(["bash", str(REPO / "scripts" / "cluster.sh"), *args], check=True, env=env, stdout=subprocess.DEVNULL)
-
-
-def connect(db: str):
-    import psycopg
-
-    port = (ROOT / "port").read_text().strip()
-    return psycopg.connect(host=str(ROOT), port=port, user="postgres", dbname=db, autocommit=True)
 
 
 def sql_parts(conn, texts: list[str], rounds: int) -> dict:
@@ -139,7 +118,9 @@ def main() -> None:
     subprocess.run(["cargo", "build", "-q", "--release", "-p", "ettin-engine", "--example", "static_breakdown"], check=True, cwd=REPO)
     example = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "examples" / "static_breakdown"
     results: dict = {"cpu": cpu(), "texts": args.texts}
-    subprocess.run(["chmod", "-R", "a+rX", str(ROOT)], check=True)
+    # The server (user postgres) reads the models below; the data dir must stay 0700.
+    subprocess.run(["chmod", "a+rx", str(ROOT)], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(models)], check=True)
     cluster("start", f"ettin.model_dir = '{models}'", f"ettin.threads = {threads}")
     try:
         with connect("postgres") as c:

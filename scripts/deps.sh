@@ -4,8 +4,6 @@
 # 12, 17 on Debian 13), pgvector (trixie's package; on bookworm, which has none new enough, built
 # from trixie's source package) and ONNX Runtime's shared library (taken from the PyPI onnxruntime
 # wheel, which is what this offline-but-for-registries machine can reach).
-# ETTIN_PGVECTOR_SOURCE=1: fetch and unpack pgvector's source even where a package is used
-# (scripts/pg-major.sh builds it for other majors).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$SYSTEM_PG/bin/pg_config}
@@ -41,15 +39,9 @@ pgrx_register "$SYSTEM_PG" "$PG_CONFIG"
 
 sharedir=$("$PG_CONFIG" --sharedir)
 vector_version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$sharedir/extension/vector.control" 2>/dev/null || true)
-if [ -n "${ETTIN_PGVECTOR_SOURCE:-}" ] || [ -z "$vector_version" ] || ! printf '0.8.0\n%s\n' "$vector_version" | sort -V -C; then
+if [ -z "$vector_version" ] || ! printf '0.8.0\n%s\n' "$vector_version" | sort -V -C; then
   log "pgvector: building from Debian trixie's source package"
-  src_list=/etc/apt/sources.list.d/ettin-trixie-src.list
-  if [ ! -f "$src_list" ]; then
-    echo "deb-src http://deb.debian.org/debian trixie main" | $SUDO tee "$src_list" >/dev/null
-  fi
-  $SUDO apt-get update -q
-  rm -rf "$BUILD_DIR/pgvector" && mkdir -p "$BUILD_DIR/pgvector"
-  (cd "$BUILD_DIR/pgvector" && apt-get source -q --download-only pgvector/trixie && dpkg-source -x --no-check ./*.dsc src >/dev/null)
+  pgvector_source "$BUILD_DIR"
   make -s -C "$BUILD_DIR/pgvector/src" PG_CONFIG="$PG_CONFIG" OPTFLAGS=""
   $SUDO make -s -C "$BUILD_DIR/pgvector/src" PG_CONFIG="$PG_CONFIG" install
   vector_version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$sharedir/extension/vector.control")

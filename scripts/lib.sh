@@ -24,6 +24,16 @@ pgrx_register() {
   log "pgrx: registered pg$major ($pg_config)"
 }
 
+# pgvector_source BUILD_DIR: Debian trixie's pgvector source package (0.8.0), unpacked in
+# BUILD_DIR/pgvector/src (scripts/deps.sh builds it for 15 on bookworm, pg-major.sh for 16/18).
+pgvector_source() {
+  local dir=$1/pgvector list=/etc/apt/sources.list.d/ettin-trixie-src.list
+  [ -f "$list" ] || echo "deb-src http://deb.debian.org/debian trixie main" | $SUDO tee "$list" >/dev/null
+  $SUDO apt-get update -q
+  rm -rf "$dir" && mkdir -p "$dir"
+  (cd "$dir" && apt-get source -q --download-only pgvector/trixie && dpkg-source -x --no-check ./*.dsc src >/dev/null)
+}
+
 # onnxruntime_from_wheel VERSION PLATFORM DIR: put libonnxruntime.so.VERSION from the PyPI
 # onnxruntime wheel into DIR, unless it is there. pip checks the wheel's hash against the index.
 onnxruntime_from_wheel() {

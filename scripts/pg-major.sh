@@ -80,14 +80,13 @@ log "Postgres $MAJOR: $("$PG_CONFIG" --version) at $PREFIX"
 # pgrx builds against it by its pgNN feature; cargo pgrx install finds the version's config here.
 pgrx_register "$MAJOR" "$PG_CONFIG"
 
-# pgvector from the source package scripts/deps.sh builds for 15 (trixie's 0.8.0). Postgres 18
+# pgvector from trixie's source package (0.8.0; lib.sh pgvector_source). Postgres 18
 # changed two calls it makes; the newer releases that know this (0.8.1+) are not in Debian's archive
 # here, so apply the same two changes upstream made: vacuum_delay_point(false), and TupleDescAttr()
 # instead of the `attrs` array Postgres 18 removed.
 if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/vector.control" ]; then
-  [ -d "${BUILD_ROOT:-/var/cache/ettin/build}/pgvector/src" ] ||
-    ETTIN_PGVECTOR_SOURCE=1 bash "$(dirname "$0")/deps.sh" >/dev/null
-  rm -rf "$BUILD_DIR/pgvector" && cp -r "${BUILD_ROOT:-/var/cache/ettin/build}/pgvector/src" "$BUILD_DIR/pgvector"
+  [ -d "$BUILD_ROOT/pgvector/src" ] || pgvector_source "$BUILD_ROOT" >/dev/null
+  rm -rf "$BUILD_DIR/pgvector" && cp -r "$BUILD_ROOT/pgvector/src" "$BUILD_DIR/pgvector"
   make -s -C "$BUILD_DIR/pgvector" clean >/dev/null 2>&1 || true
   sed -i 's/buildstate->tupdesc->attrs\[0\]\.atttypid/TupleDescAttr(buildstate->tupdesc, 0)->atttypid/' "$BUILD_DIR/pgvector/src/ivfbuild.c"
   if [ "$MAJOR" -ge 18 ]; then

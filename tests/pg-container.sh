@@ -4,9 +4,9 @@
 # The container (tests/docker/pg-trixie.Dockerfile, from a debootstrap'ed trixie) gets this checkout
 # at the same path, the host's Rust toolchain, caches and a target dir of its own (trixie's glibc is
 # newer: what it builds cannot run on the host). Inside (`--inside`): `make install PG=17` against
-# Debian's pg_config, then the same suites the host's majors run — tests/run_sql_tests.sh (SQL
-# files, clients, hub, load, standby, sync, shared worker) and tests/pg_upgrade.sh 17 from Debian
-# 12's postgresql-15, which the container also carries, with ettin as the host built it for 15.
+# Debian's pg_config, then what the host's other majors run, tests/major.sh: the SQL suite with
+# its clients, hub, load, standby, sync and shared worker, and pg_upgrade 17 from Debian 12's
+# postgresql-15, which the container also carries, with ettin as the host built it for 15.
 # Prints the server's version; exits 0 when every suite passed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,14 +27,7 @@ if [ "${1:-}" = --inside ]; then
   # as the host's `make install` left them.
   cp /host/pg15/lib/{ettin.so,vector.so,libonnxruntime.so.1.31.1,ettin-inferd} /usr/lib/postgresql/15/lib/
   cp /host/pg15/extension/ettin* /host/pg15/extension/vector* /usr/share/postgresql/15/extension/
-  status=0
-  PG_CONFIG=$pg_config ETTIN_CLUSTER_ROOT=/var/tmp/ettin-test-$MAJOR bash tests/run_sql_tests.sh || status=1
-  if NEW_PG_CONFIG=$pg_config bash tests/pg_upgrade.sh "$MAJOR" >/var/tmp/pg_upgrade.log 2>&1; then
-    echo "ok   pg_upgrade 15 → $MAJOR"; sed 's/^/     /' /var/tmp/pg_upgrade.log
-  else
-    echo "FAIL pg_upgrade 15 → $MAJOR"; tail -30 /var/tmp/pg_upgrade.log | sed 's/^/     /'; status=1
-  fi
-  exit $status
+  PG_CONFIG=$pg_config exec bash tests/major.sh "$MAJOR"
 fi
 
 MAJOR=${1:?usage: tests/pg-container.sh 17}

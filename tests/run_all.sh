@@ -51,36 +51,28 @@ else
   tail -40 "$log" | sed 's/^/     /'
 fi
 
-# Other majors (TEST_MAJORS, e.g. "18"; `make install PG=18` first): the SQL suite with its client,
-# load, standby and shared-worker checks in a cluster of that major, then pg_upgrade from 15.
+# Other majors: the SQL suite with its clients, load, standby, sync and shared-worker checks in a
+# cluster of that major, then pg_upgrade from 15 (tests/major.sh) — on this host for TEST_MAJORS
+# (e.g. "16 18"; `make install PG=18` first), in a container of the Debian release that packages
+# them for CONTAINER_MAJORS ("17": tests/pg-container.sh).
+major() { # major M COMMAND...: run it, its lines marked [pgM], and count them
+  local m=$1; shift
+  "$@" 2>&1 | sed -u "s/^\(ok   \|FAIL \)/\1[pg$m] /" | tee "$log"
+  local status=${PIPESTATUS[0]}
+  count "$log"
+  if [ "$status" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
+    failed=$((failed + 1)); echo "FAIL [pg$m] stopped early"
+  fi
+}
 for m in ${TEST_MAJORS:-}; do
   pg_config=${ETTIN_PG_ROOT:-/var/cache/ettin/pg}/$m/bin/pg_config
   if [ ! -x "$pg_config" ]; then
     echo "FAIL [pg$m] not installed: make install PG=$m"; failed=$((failed + 1)); continue
   fi
-  PG_CONFIG=$pg_config ETTIN_CLUSTER_ROOT=/var/tmp/ettin-test-$m bash "$here/run_sql_tests.sh" 2>&1 |
-    sed -u "s/^\(ok   \|FAIL \)/\1[pg$m] /" | tee "$log"
-  status=${PIPESTATUS[0]}
-  count "$log"
-  if [ "$status" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
-    failed=$((failed + 1)); echo "FAIL [pg$m] SQL tests stopped early"
-  fi
-  if bash "$here/pg_upgrade.sh" "$m" >"$log" 2>&1; then
-    echo "ok   pg_upgrade 15 → $m"; passed=$((passed + 1)); sed 's/^/     /' "$log"
-  else
-    echo "FAIL pg_upgrade 15 → $m"; failed=$((failed + 1)); tail -30 "$log" | sed 's/^/     /'
-  fi
+  major "$m" env PG_CONFIG="$pg_config" bash "$here/major.sh" "$m"
 done
-
-# Majors that only a newer Debian packages (CONTAINER_MAJORS, e.g. "17"): the same suites and
-# pg_upgrade from 15, in a container of that release (tests/pg-container.sh).
 for m in ${CONTAINER_MAJORS:-}; do
-  bash "$here/pg-container.sh" "$m" 2>&1 | sed -u "s/^\(ok   \|FAIL \)/\1[pg$m] /" | tee "$log"
-  status=${PIPESTATUS[0]}
-  count "$log"
-  if [ "$status" -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
-    failed=$((failed + 1)); echo "FAIL [pg$m] the container did not run its tests"
-  fi
+  major "$m" bash "$here/pg-container.sh" "$m"
 done
 
 # The Docker image, built and run with podman (tests/docker.sh; ETTIN_SKIP_DOCKER=1 skips it).

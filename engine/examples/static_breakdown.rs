@@ -51,13 +51,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .sum();
     });
     let words = WordIds::for_tokenizer(&tokenizer).ok_or("this tokenizer gets no word cache")?;
-    let by_word = |_: ()| {
+    let by_word = || {
         for t in &refs {
             words.ids(&tokenizer, t).map(drop).unwrap_or(());
         }
     };
-    let words_first = best_us(1, refs.len(), || by_word(()));
-    let words_known = best_us(3, refs.len(), || by_word(()));
+    let words_first = best_us(1, refs.len(), by_word);
+    let words_known = best_us(3, refs.len(), by_word);
     model.threads = 1;
     let one = best_us(3, refs.len(), || {
         model

@@ -116,7 +116,7 @@ impl WordIds {
         let mut known: Vec<u32> = Vec::new();
         let mut pieces = Vec::with_capacity(words.len());
         let mut new: Vec<&str> = Vec::new();
-        {
+        let room = {
             let cache = self.words.read();
             for word in &words {
                 match cache.get(*word) {
@@ -130,13 +130,14 @@ impl WordIds {
                     }
                 }
             }
-        }
+            cache.len() < MAX_WORDS
+        };
         if new.is_empty() {
             return Ok(known);
         }
         // The new words in one call, pre-tokenized: each goes through the whole pipeline alone
         // and its tokens carry its index as word id (encode_fast would leave word ids out).
-        let encoding = tokenizer.encode(new.clone(), false)?;
+        let encoding = tokenizer.encode(new.as_slice(), false)?;
         let mut fresh: Vec<Vec<u32>> = vec![Vec::new(); new.len()];
         for (id, word) in encoding.get_ids().iter().zip(encoding.get_word_ids()) {
             if let Some(w) = word {
@@ -150,13 +151,15 @@ impl WordIds {
                 Piece::New(i) => out.extend_from_slice(&fresh[i]),
             }
         }
-        let mut cache = self.words.write();
-        for (word, ids) in new.iter().zip(fresh) {
-            if cache.len() >= MAX_WORDS {
-                break;
-            }
-            if word.len() <= MAX_WORD_BYTES {
-                cache.insert((*word).into(), ids.into());
+        if room {
+            let mut cache = self.words.write();
+            for (word, ids) in new.iter().zip(fresh) {
+                if cache.len() >= MAX_WORDS {
+                    break;
+                }
+                if word.len() <= MAX_WORD_BYTES {
+                    cache.insert((*word).into(), ids.into());
+                }
             }
         }
         Ok(out)
