@@ -7,7 +7,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 MAJOR=${1:?usage: PG_CONFIG=... tests/major.sh MAJOR}
-: "${PG_CONFIG:?PG_CONFIG names the server's pg_config}"
+: "${PG_CONFIG:?PG_CONFIG must name the pg_config of the server to test}"
 status=0
 ETTIN_CLUSTER_ROOT=/var/tmp/ettin-test-$MAJOR bash "$here/run_sql_tests.sh" || status=1
 log=$(mktemp)
